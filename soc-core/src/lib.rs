@@ -1,0 +1,20 @@
+//! # soc-core: the CodeGrey SOC detection engine
+//!
+//! Pure Rust, no I/O crates: TF-IDF text features, an isolation forest ("how unusual"), a random
+//! forest ("how likely malicious") and a risk scorer, with scikit-learn's semantics and
+//! parameter names, plus the artifact format and storage traits shared by the server and the
+//! Python package.
+#![warn(missing_docs)]
+
+mod error;
+pub mod forest;
+mod matrix;
+mod sparse;
+pub mod store;
+pub mod text;
+
+pub use error::{Error, Result};
+pub use forest::MaxFeatures;
+pub use matrix::Matrix;
+pub use sparse::CsrMatrix;
+
