@@ -9,6 +9,7 @@
 mod error;
 pub mod forest;
 mod matrix;
+pub mod metrics;
 mod sparse;
 pub mod store;
 pub mod text;
