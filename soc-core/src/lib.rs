@@ -10,6 +10,8 @@ mod error;
 pub mod forest;
 mod matrix;
 pub mod metrics;
+pub mod model;
+mod risk;
 mod sparse;
 pub mod store;
 pub mod text;
@@ -17,5 +19,6 @@ pub mod text;
 pub use error::{Error, Result};
 pub use forest::MaxFeatures;
 pub use matrix::Matrix;
+pub use model::{ArtifactHeader, read_header};
+pub use risk::{RiskParams, RiskScorer, Score, Severity};
 pub use sparse::CsrMatrix;
-

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn threshold_metrics() {
         let m = at_threshold(&[0.9, 0.8, 0.2, 0.1], &[true, false, true, false], 0.5);
-        assert_eq!((m.precision, m.recall, m.false_positive_rate), (0.5, 0.5, 0.5));
+        assert_eq!(
+            (m.precision, m.recall, m.false_positive_rate),
+            (0.5, 0.5, 0.5)
+        );
     }
 
     #[test]

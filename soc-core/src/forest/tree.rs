@@ -108,7 +108,9 @@ impl Tree {
             return Err(Error::invalid_model("a tree has no nodes"));
         }
         if self.n_outputs == 0 || self.values.len() % self.n_outputs != 0 {
-            return Err(Error::invalid_model("tree leaf values do not match n_outputs"));
+            return Err(Error::invalid_model(
+                "tree leaf values do not match n_outputs",
+            ));
         }
         let n_leaves = self.values.len() / self.n_outputs;
         let mut seen_leaves = 0usize;
@@ -131,7 +133,9 @@ impl Tree {
                 )));
             }
             if node.threshold.is_nan() {
-                return Err(Error::invalid_model(format!("node {i} has a NaN threshold")));
+                return Err(Error::invalid_model(format!(
+                    "node {i} has a NaN threshold"
+                )));
             }
             if right <= i + 1 || right >= n {
                 return Err(Error::invalid_model(format!(
@@ -174,9 +178,7 @@ impl Tree {
         let mut stack: Vec<(usize, Option<usize>)> = vec![(0, None)];
         while let Some((src, parent)) = stack.pop() {
             if visited[src] {
-                return Err(Error::invalid_model(format!(
-                    "node {src} is reached twice"
-                )));
+                return Err(Error::invalid_model(format!("node {src} is reached twice")));
             }
             visited[src] = true;
             if let Some(p) = parent {
