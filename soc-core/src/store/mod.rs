@@ -5,6 +5,14 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+mod fs;
+mod key;
+mod memory;
+
+pub use fs::FsModelStore;
+pub use key::{MAX_KEY_LEN, MAX_SEGMENT_LEN, validate_key};
+pub use memory::{InMemoryModelStore, InMemoryStorage};
+
 /// A failure of a storage backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
