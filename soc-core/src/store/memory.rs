@@ -175,7 +175,34 @@ impl Drop for Claim<'_> {
 /// the claim is released and the logs are pending again, so every log is scored exactly once.
 ///
 /// Logs get ids 1, 2, 3, ... in insertion order (unique across tenants); "oldest first" is
-/// id order.
+/// id order. `pending_count` counts the logs not scored yet, including those claimed by a
+/// running `score_pending`.
+///
+/// ```
+/// use soc_core::store::{InMemoryStorage, NewDetection, PendingLog, Storage};
+///
+/// let storage = InMemoryStorage::new();
+/// let id = storage.insert_log(1, 7, "Failed password for root from 203.0.113.9");
+/// let scored = pollster::block_on(storage.score_pending(100, &mut |logs: &[PendingLog]| {
+///     logs.iter()
+///         .map(|log| NewDetection {
+///             tenant_id: log.tenant_id,
+///             log_id: log.log_id,
+///             agent_id: log.agent_id,
+///             risk: 8.0,
+///             severity: "high".into(),
+///             anomaly: 0.9,
+///             malicious_probability: 0.7,
+///             model_version: "1".into(),
+///             explanation: serde_json::Value::Null,
+///         })
+///         .collect()
+/// }))?;
+/// assert_eq!(scored, 1);
+/// assert_eq!(storage.scored_log_ids(), [id]);
+/// assert_eq!(storage.detections()[0].severity, "high");
+/// # Ok::<(), soc_core::store::StorageError>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct InMemoryStorage {
     tables: Mutex<Tables>,
