@@ -1,0 +1,662 @@
+//! HTTP handlers: extract, call one `Db` / service function, answer JSON. No SQL, no ML here.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use soc_core::store::Storage;
+
+use crate::auth::{self, Auth, Role};
+use crate::db::{
+    self, AgentInfo, Ingested, LogFilter, NewLog, Registered, ThreatFilter, ThreatUpdate,
+};
+use crate::error::ApiError;
+use crate::{AppState, sample};
+
+/// Most log lines in one `POST /api/logs`.
+pub const MAX_LOG_LINES: usize = 10_000;
+/// Largest `POST /api/logs` body (8 MiB).
+pub const MAX_LOG_BYTES: usize = 8 * 1024 * 1024;
+/// Largest body of every other endpoint (64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest log line (64 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest page of a list.
+pub const MAX_PAGE: i64 = 1000;
+
+/// `axum::Json` with our error body.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+/// `axum::extract::Path` with our error body.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct AppPath<T>(pub T);
+
+/// `axum::extract::Query` with our error body.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
+fn body_error(r: BytesRejection) -> ApiError {
+    let status = r.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "request body larger than the limit ({MAX_LOG_BYTES} bytes for /api/logs, {MAX_BODY_BYTES} otherwise)"
+        ))
+    } else {
+        ApiError::new(status, "bad_request", r.body_text())
+    }
+}
+
+fn parse_time(name: &str, s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            format!("`{name}`: expected an RFC 3339 timestamp such as 2026-11-24T18:00:00Z ({e})")
+        })
+}
+
+fn opt_time(name: &str, s: &Option<String>) -> Result<Option<i64>, ApiError> {
+    s.as_deref()
+        .map(|s| parse_time(name, s))
+        .transpose()
+        .map_err(ApiError::bad_request)
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`limit` must be between 1 and {MAX_PAGE}"
+        ))),
+    }
+}
+
+fn cursor(c: &Option<String>) -> Result<Option<i64>, ApiError> {
+    c.as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("invalid `cursor`"))
+        })
+        .transpose()
+}
+
+/// `next_cursor` for a page: the last id when the page is full.
+fn next_cursor(
+    ids: impl DoubleEndedIterator<Item = i64>,
+    len: usize,
+    limit: i64,
+) -> Option<String> {
+    (len as i64 == limit)
+        .then(|| ids.last().map(|i| i.to_string()))
+        .flatten()
+}
+
+// ---- health and status --------------------------------------------------------------------
+
+/// `GET /healthz` (no auth).
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /api/system/status` (any role).
+pub async fn system_status(State(st): State<AppState>, _auth: Auth) -> Json<Value> {
+    let database_status = match st.db.ping().await {
+        Ok(()) => "connected".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status: database check failed");
+            "unavailable".to_owned()
+        }
+    };
+    let model_store_status = match st.models.list("ml_models/").await {
+        Ok(_) => "available".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status: model store check failed");
+            "unavailable".to_owned()
+        }
+    };
+    let backlog = st.db.pending_count().await.ok();
+    let report = st.pipeline.report();
+    Json(json!({
+        "status": {
+            "database_status": database_status,
+            "database_backend": st.db.backend(),
+            "model_store_status": model_store_status,
+            "ai_agents": {
+                "pipeline_running": report.pipeline_running,
+                "ml_models_enabled": st.config.ml_models_enabled,
+                "backlog": backlog,
+                "active_model_version": report.active_model_version,
+                "last_batch_size": report.last_batch_size,
+                "last_batch_threats": report.last_batch_threats,
+                "last_batch_latency_ms": report.last_batch_latency_ms,
+                "scored_total": report.scored_total,
+                "threats_total": report.threats_total,
+                "last_error": report.last_error,
+            },
+        },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": st.started.elapsed().as_secs(),
+    }))
+}
+
+// ---- keys (admin) -------------------------------------------------------------------------
+
+/// Body of `POST /api/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    role: String,
+    name: Option<String>,
+}
+
+/// `POST /api/keys` (admin): a new key of the caller's tenant, shown once.
+pub async fn create_key(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppJson(body): AppJson<CreateKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::invalid("`role` must be admin, analyst or agent"))?;
+    let (id, key) = auth::create_key(&st.db, auth.tenant_id, role, body.name.as_deref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "tenant_id": auth.tenant_id, "role": role.as_str(), "key": key})),
+    ))
+}
+
+/// `DELETE /api/keys/{id}` (admin): revokes a key of the caller's tenant.
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(&[Role::Admin])?;
+    if st.db.revoke_api_key(auth.tenant_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("API key {id}")))
+    }
+}
+
+// ---- agents -------------------------------------------------------------------------------
+
+/// Body of `POST /api/agents/register`.
+#[derive(Debug, Deserialize)]
+pub struct RegisterAgent {
+    hostname: String,
+    os: Option<String>,
+    ip_address: Option<String>,
+    version: Option<String>,
+}
+
+fn check_len(name: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+    match v {
+        Some(s) if s.len() > max => Err(ApiError::invalid(format!(
+            "`{name}` is longer than {max} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /api/agents/register` (agent): idempotent per hostname; 201 when new, 200 when known.
+pub async fn register_agent(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppJson(b): AppJson<RegisterAgent>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Agent])?;
+    let hostname = b.hostname.trim();
+    if hostname.is_empty() || hostname.len() > 255 {
+        return Err(ApiError::invalid("`hostname` must be 1 to 255 bytes"));
+    }
+    check_len("os", &b.os, 255)?;
+    check_len("ip_address", &b.ip_address, 64)?;
+    check_len("version", &b.version, 64)?;
+    let info = AgentInfo {
+        hostname: hostname.to_owned(),
+        os: b.os,
+        ip_address: b.ip_address,
+        version: b.version,
+    };
+    match st
+        .db
+        .register_agent(auth.tenant_id, &info, st.config.max_agents_per_tenant)
+        .await?
+    {
+        Registered::Created(a) => Ok((StatusCode::CREATED, Json(json!({"agent": a})))),
+        Registered::Existing(a) => Ok((StatusCode::OK, Json(json!({"agent": a})))),
+        Registered::LimitReached(limit) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_limit_reached",
+            format!("this tenant may register at most {limit} agents (SOC_MAX_AGENTS_PER_TENANT)"),
+        )),
+    }
+}
+
+/// Pagination query.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/agents` (analyst).
+pub async fn list_agents(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let limit = page_limit(q.limit)?;
+    let after = cursor(&q.cursor)?.unwrap_or(0);
+    let agents = st.db.list_agents(auth.tenant_id, after, limit).await?;
+    let next = next_cursor(agents.iter().map(|a| a.id), agents.len(), limit);
+    Ok(Json(json!({"agents": agents, "next_cursor": next})))
+}
+
+/// `GET /api/agents/{id}` (analyst).
+pub async fn get_agent(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let a = st
+        .db
+        .agent(auth.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
+    Ok(Json(json!({"agent": a})))
+}
+
+/// `POST /api/agents/{id}/heartbeat` (agent).
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(&[Role::Agent])?;
+    if st.db.touch_agent(auth.tenant_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("agent {id}")))
+    }
+}
+
+// ---- logs ---------------------------------------------------------------------------------
+
+/// One log as shipped by an agent.
+#[derive(Debug, Deserialize)]
+pub struct LogIn {
+    agent_id: i64,
+    message: String,
+    timestamp: Option<String>,
+    source: Option<String>,
+    level: Option<String>,
+}
+
+fn to_new_log(l: LogIn, now: i64, line: usize) -> Result<NewLog, ApiError> {
+    let at = |m: String| ApiError::invalid(format!("log {line}: {m}"));
+    if l.message.is_empty() {
+        return Err(at("`message` is empty".into()));
+    }
+    if l.message.len() > MAX_MESSAGE_BYTES {
+        return Err(at(format!(
+            "`message` is longer than {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    if l.source.as_ref().is_some_and(|s| s.len() > 255)
+        || l.level.as_ref().is_some_and(|s| s.len() > 32)
+    {
+        return Err(at("`source` (255) or `level` (32) too long".into()));
+    }
+    let timestamp = match &l.timestamp {
+        Some(t) => parse_time("timestamp", t).map_err(at)?,
+        None => now,
+    };
+    Ok(NewLog {
+        agent_id: l.agent_id,
+        timestamp,
+        source: l.source,
+        level: l.level,
+        message: l.message,
+    })
+}
+
+/// Parses a JSON array or NDJSON body into logs.
+fn parse_logs(body: &[u8]) -> Result<Vec<NewLog>, ApiError> {
+    let now = db::now_ms();
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
+    let trimmed = text.trim_start();
+    let json_err = |line: usize, e: serde_json::Error| {
+        if e.is_data() {
+            ApiError::invalid(format!("log {line}: {e}"))
+        } else {
+            ApiError::bad_request(format!("log {line}: malformed JSON: {e}"))
+        }
+    };
+    let items: Vec<LogIn> = if trimmed.starts_with('[') {
+        let v: Vec<LogIn> = serde_json::from_str(trimmed).map_err(|e| json_err(0, e))?;
+        if v.len() > MAX_LOG_LINES {
+            return Err(too_many());
+        }
+        v
+    } else {
+        let mut v = Vec::new();
+        for (i, line) in trimmed.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if v.len() == MAX_LOG_LINES {
+                return Err(too_many());
+            }
+            v.push(serde_json::from_str(line).map_err(|e| json_err(i, e))?);
+        }
+        v
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid("no logs in the body"));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| to_new_log(l, now, i))
+        .collect()
+}
+
+fn too_many() -> ApiError {
+    ApiError::too_large(format!("at most {MAX_LOG_LINES} logs per request"))
+}
+
+/// `POST /api/logs` (agent): JSON array or NDJSON, ≤ 10 000 logs and ≤ 8 MiB; answers after
+/// the batch is committed.
+pub async fn ingest_logs(
+    State(st): State<AppState>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Agent])?;
+    let body = body.map_err(body_error)?;
+    let logs = parse_logs(&body)?;
+    match st.db.insert_logs(auth.tenant_id, &logs).await? {
+        Ingested::Committed { count, received_at } => {
+            st.pipeline.wake.notify_one();
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"accepted": count, "received_at": db::ms_to_rfc3339(received_at)})),
+            ))
+        }
+        Ingested::UnknownAgents(ids) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_agent",
+            format!("no agent with id {ids:?} in this tenant; nothing was written"),
+        )),
+    }
+}
+
+/// Query of `GET /api/logs`.
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    agent_id: Option<i64>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/logs` (analyst): newest first.
+pub async fn list_logs(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppQuery(q): AppQuery<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let f = LogFilter {
+        agent_id: q.agent_id,
+        since: opt_time("since", &q.since)?,
+        until: opt_time("until", &q.until)?,
+        before_id: cursor(&q.cursor)?,
+        limit: page_limit(q.limit)?,
+    };
+    let logs = st.db.list_logs(auth.tenant_id, &f).await?;
+    let next = next_cursor(logs.iter().map(|l| l.id), logs.len(), f.limit);
+    Ok(Json(json!({"logs": logs, "next_cursor": next})))
+}
+
+// ---- threats ------------------------------------------------------------------------------
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+const VERDICTS: [&str; 2] = ["true_positive", "false_positive"];
+
+fn one_of(
+    name: &str,
+    v: &Option<String>,
+    allowed: &[&str],
+    bad: fn(String) -> ApiError,
+) -> Result<(), ApiError> {
+    match v {
+        Some(s) if !allowed.contains(&s.as_str()) => {
+            Err(bad(format!("`{name}` must be one of {allowed:?}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Query of `GET /api/threats`.
+#[derive(Debug, Deserialize)]
+pub struct ThreatQuery {
+    severity: Option<String>,
+    status: Option<String>,
+    agent_id: Option<i64>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A threat with its explanation parsed.
+#[derive(Debug, Serialize)]
+struct ThreatOut {
+    #[serde(flatten)]
+    threat: db::Threat,
+    explanation: Value,
+}
+
+fn threat_out(t: db::Threat) -> ThreatOut {
+    let explanation = serde_json::from_str(&t.explanation).unwrap_or(Value::Null);
+    ThreatOut {
+        threat: t,
+        explanation,
+    }
+}
+
+/// `GET /api/threats` (analyst): newest first.
+pub async fn list_threats(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppQuery(q): AppQuery<ThreatQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    one_of("severity", &q.severity, &SEVERITIES, ApiError::bad_request)?;
+    one_of("status", &q.status, &STATUSES, ApiError::bad_request)?;
+    let f = ThreatFilter {
+        severity: q.severity,
+        status: q.status,
+        agent_id: q.agent_id,
+        since: opt_time("since", &q.since)?,
+        until: opt_time("until", &q.until)?,
+        before_id: cursor(&q.cursor)?,
+        limit: page_limit(q.limit)?,
+    };
+    let threats = st.db.list_threats(auth.tenant_id, &f).await?;
+    let next = next_cursor(threats.iter().map(|t| t.id), threats.len(), f.limit);
+    let threats: Vec<ThreatOut> = threats.into_iter().map(threat_out).collect();
+    Ok(Json(json!({"threats": threats, "next_cursor": next})))
+}
+
+/// `GET /api/threats/{id}` (analyst): with its log and explanation.
+pub async fn get_threat(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let t = st
+        .db
+        .threat(auth.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("threat {id}")))?;
+    let log = st.db.log(auth.tenant_id, t.log_id).await?;
+    Ok(Json(json!({"threat": threat_out(t), "log": log})))
+}
+
+/// Body of `PATCH /api/threats/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchThreat {
+    status: Option<String>,
+    verdict: Option<String>,
+    assignee: Option<String>,
+    note: Option<String>,
+}
+
+/// `PATCH /api/threats/{id}` (analyst): triage; a verdict is stored as a training label.
+pub async fn patch_threat(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<i64>,
+    AppJson(b): AppJson<PatchThreat>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    one_of("status", &b.status, &STATUSES, ApiError::invalid)?;
+    one_of("verdict", &b.verdict, &VERDICTS, ApiError::invalid)?;
+    check_len("assignee", &b.assignee, 255)?;
+    check_len("note", &b.note, 10_000)?;
+    if b.status.is_none() && b.verdict.is_none() && b.assignee.is_none() && b.note.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give status, verdict, assignee or note",
+        ));
+    }
+    let u = ThreatUpdate {
+        status: b.status,
+        verdict: b.verdict,
+        assignee: b.assignee,
+        note: b.note,
+    };
+    let t = st
+        .db
+        .update_threat(auth.tenant_id, id, &u)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("threat {id}")))?;
+    Ok(Json(json!({"threat": threat_out(t)})))
+}
+
+// ---- sample data --------------------------------------------------------------------------
+
+/// Body of `POST /api/test/create-sample-agents` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRequest {
+    logs: Option<usize>,
+    attack_ratio: Option<f64>,
+    seed: Option<u64>,
+}
+
+/// `POST /api/test/create-sample-agents` (admin): sample agents plus benign and attack logs.
+pub async fn create_sample_agents(
+    State(st): State<AppState>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let body = body.map_err(body_error)?;
+    let req: SampleRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SampleRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_data() {
+                ApiError::invalid(e.to_string())
+            } else {
+                ApiError::bad_request(e.to_string())
+            }
+        })?
+    };
+    let n = req.logs.unwrap_or(200);
+    if n == 0 || n > MAX_LOG_LINES {
+        return Err(ApiError::invalid(format!(
+            "`logs` must be between 1 and {MAX_LOG_LINES}"
+        )));
+    }
+    let ratio = req.attack_ratio.unwrap_or(0.15);
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(ApiError::invalid("`attack_ratio` must be between 0 and 1"));
+    }
+    let mut agents = Vec::new();
+    for a in &sample::AGENTS {
+        let info = AgentInfo {
+            hostname: a.hostname.to_owned(),
+            os: Some(a.os.to_owned()),
+            ip_address: Some(a.ip_address.to_owned()),
+            version: Some(format!("sample-{}", env!("CARGO_PKG_VERSION"))),
+        };
+        match st
+            .db
+            .register_agent(auth.tenant_id, &info, st.config.max_agents_per_tenant)
+            .await?
+        {
+            Registered::Created(a) | Registered::Existing(a) => agents.push(a),
+            Registered::LimitReached(limit) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "agent_limit_reached",
+                    format!("this tenant may register at most {limit} agents"),
+                ));
+            }
+        }
+    }
+    let now = db::now_ms();
+    let logs = sample::generate(n, ratio, req.seed.unwrap_or_else(rand::random));
+    let attacks = logs.iter().filter(|l| l.malicious).count();
+    let rows: Vec<NewLog> = logs
+        .into_iter()
+        .map(|l| NewLog {
+            agent_id: agents[l.agent].id,
+            timestamp: now,
+            source: Some(l.source.to_owned()),
+            level: Some(l.level.to_owned()),
+            message: l.message,
+        })
+        .collect();
+    match st.db.insert_logs(auth.tenant_id, &rows).await? {
+        Ingested::Committed { .. } => st.pipeline.wake.notify_one(),
+        Ingested::UnknownAgents(_) => return Err(ApiError::internal("sample agents vanished")),
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"agents": agents, "logs": rows.len(), "attacks": attacks})),
+    ))
+}
+
+/// Fallback: unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Fallback: known route, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

@@ -1,0 +1,190 @@
+//! Command line and configuration: every setting comes from a flag or its environment variable
+//! (names from the seed deployment guide), with `.env` loaded first by `main`.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+/// CodeGrey SOC server: multi-tenant log ingestion, ML threat detection and triage.
+#[derive(Debug, Parser)]
+#[command(name = "soc-server", version, about)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do (default: `serve`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the detection pipeline (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Create a tenant and print its first admin API key.
+    CreateTenant {
+        /// Tenant name (unique).
+        name: String,
+    },
+    /// Create an API key for a tenant and print it (shown once, stored hashed).
+    CreateApiKey {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: i64,
+        /// Role: admin, analyst or agent.
+        #[arg(long)]
+        role: String,
+        /// Free-form name to recognize the key by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Server settings.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SOC_HOST", default_value = "127.0.0.1", global = true)]
+    pub host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, env = "SOC_PORT", default_value_t = 8443, global = true)]
+    pub port: u16,
+    /// Database URL (`postgres://…` or `sqlite://…`); overrides DB_HOST…DB_PASSWORD.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL host (used when DATABASE_URL is not set).
+    #[arg(long, env = "DB_HOST", global = true)]
+    pub db_host: Option<String>,
+    /// PostgreSQL port.
+    #[arg(long, env = "DB_PORT", default_value_t = 5432, global = true)]
+    pub db_port: u16,
+    /// PostgreSQL database name.
+    #[arg(long, env = "DB_NAME", default_value = "codegrey_soc", global = true)]
+    pub db_name: String,
+    /// PostgreSQL user.
+    #[arg(long, env = "DB_USER", global = true)]
+    pub db_user: Option<String>,
+    /// PostgreSQL password.
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, global = true)]
+    pub db_password: Option<String>,
+    /// Directory for the embedded SQLite database (soc.db), the model store (models/) and the
+    /// first admin key (admin-api-key).
+    #[arg(long, env = "SOC_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Directory of the server log file soc_server.log (empty: stdout only).
+    #[arg(long, env = "SOC_LOG_DIR", default_value = "./logs", global = true)]
+    pub log_dir: PathBuf,
+    /// A log is recorded as a threat when its risk (0–10) is at least 10 × this value.
+    #[arg(
+        long,
+        env = "THREAT_DETECTION_THRESHOLD",
+        default_value_t = 0.7,
+        global = true
+    )]
+    pub threat_detection_threshold: f64,
+    /// Most agents a tenant may register (a tenant's own limit overrides it).
+    #[arg(
+        long,
+        env = "SOC_MAX_AGENTS_PER_TENANT",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_agents_per_tenant: i64,
+    /// Run the ML detection pipeline.
+    #[arg(long, env = "ML_MODELS_ENABLED", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub ml_models_enabled: bool,
+    /// Most logs the pipeline scores in one transaction.
+    #[arg(
+        long,
+        env = "SOC_DETECTION_BATCH_SIZE",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub detection_batch_size: usize,
+    /// Interval fallback of the detection pipeline, in milliseconds (it is also woken by ingest).
+    #[arg(
+        long,
+        env = "SOC_DETECTION_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub detection_interval_ms: u64,
+}
+
+impl Config {
+    /// Defaults for tests and embedding: every value as if no flag or variable were set.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["soc-server"]).config
+    }
+
+    /// The database to use: DATABASE_URL, else PostgreSQL from DB_HOST…, else the embedded
+    /// SQLite file `{data_dir}/soc.db`.
+    pub fn database_url(&self) -> String {
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            return url.to_owned();
+        }
+        if let Some(host) = self.db_host.as_deref().filter(|h| !h.is_empty()) {
+            let user = self.db_user.as_deref().unwrap_or("postgres");
+            let auth = match self.db_password.as_deref() {
+                Some(pw) if !pw.is_empty() => format!("{}:{}", encode(user), encode(pw)),
+                _ => encode(user),
+            };
+            return format!(
+                "postgres://{auth}@{}:{}/{}",
+                host,
+                self.db_port,
+                encode(&self.db_name)
+            );
+        }
+        format!("sqlite://{}", self.data_dir.join("soc.db").display())
+    }
+
+    /// Where the filesystem model store keeps its artifacts.
+    pub fn models_dir(&self) -> PathBuf {
+        self.data_dir.join("models")
+    }
+}
+
+/// Percent-encodes a URL userinfo / path component.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_from_parts_is_encoded() {
+        let mut c = Config::defaults();
+        c.database_url = None;
+        c.db_host = Some("db.internal".into());
+        c.db_user = Some("soc".into());
+        c.db_password = Some("p@ss:w/rd".into());
+        assert_eq!(
+            c.database_url(),
+            "postgres://soc:p%40ss%3Aw%2Frd@db.internal:5432/codegrey_soc"
+        );
+    }
+
+    #[test]
+    fn embedded_default_is_sqlite_in_data_dir() {
+        let mut c = Config::defaults();
+        c.database_url = None;
+        c.db_host = None;
+        c.data_dir = "/tmp/x".into();
+        assert_eq!(c.database_url(), "sqlite:///tmp/x/soc.db");
+    }
+}

@@ -1,0 +1,973 @@
+//! All SQL of the server: one [`Db`] over PostgreSQL or SQLite (sqlx), implementing soc-core's
+//! [`Storage`] plus the queries of the API. Times are milliseconds since the Unix epoch on both
+//! backends. The SQL text is shared where both databases accept it (`$1` placeholders work on
+//! SQLite too); the detection queue differs (`FOR UPDATE SKIP LOCKED` vs `BEGIN IMMEDIATE`).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use soc_core::store::{
+    BatchScorer, NewDetection, PendingLog, Storage, StorageError, TenantId, TrainingExample,
+};
+use sqlx::FromRow;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+static PG_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Channel of the PostgreSQL NOTIFY sent when logs are committed (wakes other replicas).
+pub const LOGS_CHANNEL: &str = "soc_logs";
+
+/// The database, PostgreSQL or SQLite. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// Production backend.
+    Postgres(PgPool),
+    /// Embedded default.
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of either backend (the body is compiled twice).
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Postgres($pool) => $body,
+            Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Serializes milliseconds since the epoch as an RFC 3339 UTC timestamp.
+pub fn ser_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ms_to_rfc3339(*ms))
+}
+
+/// `2026-11-24T18:00:00.000Z` for milliseconds since the epoch.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Maps a sqlx error to the storage error vocabulary (details go to the log, not to clients).
+pub(crate) fn db_err(e: sqlx::Error) -> StorageError {
+    match &e {
+        sqlx::Error::RowNotFound => StorageError::NotFound("row".into()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StorageError::Conflict(d.message().to_owned())
+        }
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StorageError::Conflict(d.message().to_owned())
+        }
+        _ => StorageError::Unavailable(e.to_string()),
+    }
+}
+
+type R<T> = Result<T, StorageError>;
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Tenant {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Agent limit override.
+    pub max_agents: Option<i64>,
+    /// Creation time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub created_at: i64,
+}
+
+/// A stored API key (hash only).
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyRow {
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Key id.
+    pub id: i64,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// admin / analyst / agent.
+    pub role: String,
+}
+
+/// An agent.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Agent {
+    /// Id.
+    pub id: i64,
+    /// Tenant.
+    #[serde(skip)]
+    pub tenant_id: i64,
+    /// Host name (unique per tenant).
+    pub hostname: String,
+    /// Operating system.
+    pub os: Option<String>,
+    /// IP address as reported.
+    pub ip_address: Option<String>,
+    /// Agent version.
+    pub version: Option<String>,
+    /// Registration time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub created_at: i64,
+    /// Last registration, heartbeat or log batch (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub last_seen: i64,
+}
+
+/// What an agent reports when it registers.
+#[derive(Debug, Clone, Default)]
+pub struct AgentInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system.
+    pub os: Option<String>,
+    /// IP address.
+    pub ip_address: Option<String>,
+    /// Agent version.
+    pub version: Option<String>,
+}
+
+/// Result of a registration.
+#[derive(Debug)]
+pub enum Registered {
+    /// A new agent.
+    Created(Agent),
+    /// The hostname was already registered: same agent, refreshed.
+    Existing(Agent),
+    /// The tenant reached its agent limit.
+    LimitReached(i64),
+}
+
+/// A log to insert.
+#[derive(Debug, Clone)]
+pub struct NewLog {
+    /// Agent id (must belong to the tenant).
+    pub agent_id: i64,
+    /// Event time (ms).
+    pub timestamp: i64,
+    /// Source (file, channel…).
+    pub source: Option<String>,
+    /// Level.
+    pub level: Option<String>,
+    /// The line.
+    pub message: String,
+}
+
+/// Result of an ingest.
+#[derive(Debug)]
+pub enum Ingested {
+    /// Committed: first and last ids, commit time.
+    Committed {
+        /// Number of logs.
+        count: usize,
+        /// Commit time (ms).
+        received_at: i64,
+    },
+    /// Some agent ids are not agents of the tenant: nothing was written.
+    UnknownAgents(Vec<i64>),
+}
+
+/// A stored log.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct LogRow {
+    /// Id.
+    pub id: i64,
+    /// Agent.
+    pub agent_id: i64,
+    /// Event time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub timestamp: i64,
+    /// Commit time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub received_at: i64,
+    /// Source.
+    pub source: Option<String>,
+    /// Level.
+    pub level: Option<String>,
+    /// The line.
+    pub message: String,
+    /// Whether the detection pipeline has scored it.
+    pub scored: bool,
+}
+
+/// Filters of `GET /api/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Only this agent.
+    pub agent_id: Option<i64>,
+    /// Event time ≥ (ms).
+    pub since: Option<i64>,
+    /// Event time < (ms).
+    pub until: Option<i64>,
+    /// Ids < cursor (newest first).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A threat (detection) row.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Threat {
+    /// Id.
+    pub id: i64,
+    /// Log the threat is about.
+    pub log_id: i64,
+    /// Agent.
+    pub agent_id: i64,
+    /// Risk 0–10.
+    pub risk: f64,
+    /// low / medium / high / critical.
+    pub severity: String,
+    /// Calibrated anomaly.
+    pub anomaly: f64,
+    /// Malicious probability.
+    pub malicious_probability: f64,
+    /// Model version.
+    pub model_version: String,
+    /// Explanation (JSON text).
+    #[serde(skip)]
+    pub explanation: String,
+    /// open / acknowledged / resolved.
+    pub status: String,
+    /// true_positive / false_positive.
+    pub verdict: Option<String>,
+    /// Assignee.
+    pub assignee: Option<String>,
+    /// Note.
+    pub note: Option<String>,
+    /// Detection time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub detected_at: i64,
+    /// Last change (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub updated_at: i64,
+}
+
+/// Filters of `GET /api/threats`.
+#[derive(Debug, Clone, Default)]
+pub struct ThreatFilter {
+    /// Severity.
+    pub severity: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Agent.
+    pub agent_id: Option<i64>,
+    /// Detected ≥ (ms).
+    pub since: Option<i64>,
+    /// Detected < (ms).
+    pub until: Option<i64>,
+    /// Ids < cursor.
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A triage change (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct ThreatUpdate {
+    /// New status.
+    pub status: Option<String>,
+    /// New verdict (also stored as a training label).
+    pub verdict: Option<String>,
+    /// New assignee.
+    pub assignee: Option<String>,
+    /// New note.
+    pub note: Option<String>,
+}
+
+/// A model version row.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ModelVersion {
+    /// Version string.
+    pub version: String,
+    /// Model store key.
+    pub key: String,
+    /// Training metrics (JSON text).
+    pub metrics: String,
+    /// Creation time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub created_at: i64,
+}
+
+#[derive(FromRow)]
+struct PendingRow {
+    tenant_id: i64,
+    log_id: i64,
+    agent_id: i64,
+    message: String,
+}
+
+#[derive(FromRow)]
+struct ExampleRow {
+    tenant_id: i64,
+    message: String,
+    malicious: bool,
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://…` / `postgresql://…` or `sqlite://…`), creating the
+    /// SQLite file and its directory when missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            if let Some(parent) = opts.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
+        }
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies the migrations of the backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Postgres(p) => PG_MIGRATOR.run(p).await?,
+            Db::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// `SELECT 1`.
+    pub async fn ping(&self) -> R<()> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    // ---- tenants and keys -------------------------------------------------------------------
+
+    /// Number of tenants.
+    pub async fn tenant_count(&self) -> R<i64> {
+        on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tenants")
+            .fetch_one(p).await.map_err(db_err))
+    }
+
+    /// Creates a tenant; `Ok(None)` when the name is taken.
+    pub async fn create_tenant(&self, name: &str) -> R<Option<Tenant>> {
+        let sql = "INSERT INTO tenants (name, created_at) VALUES ($1, $2) \
+                   ON CONFLICT (name) DO NOTHING RETURNING id, name, max_agents, created_at";
+        on_pool!(self, p => sqlx::query_as::<_, Tenant>(sql).bind(name).bind(now_ms())
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// A tenant by id.
+    pub async fn tenant(&self, id: i64) -> R<Option<Tenant>> {
+        let sql = "SELECT id, name, max_agents, created_at FROM tenants WHERE id = $1";
+        on_pool!(self, p => sqlx::query_as::<_, Tenant>(sql).bind(id)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Sets a tenant's agent limit (`None`: the global default).
+    pub async fn set_tenant_max_agents(&self, id: i64, max: Option<i64>) -> R<bool> {
+        let sql = "UPDATE tenants SET max_agents = $1 WHERE id = $2";
+        let n = on_pool!(self, p => sqlx::query(sql).bind(max).bind(id)
+            .execute(p).await.map_err(db_err)?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Stores a key hash; returns the key id.
+    pub async fn insert_api_key(
+        &self,
+        tenant_id: i64,
+        lookup: &str,
+        key_hash: &[u8],
+        role: &str,
+        name: Option<&str>,
+    ) -> R<i64> {
+        let sql = "INSERT INTO api_keys (tenant_id, lookup, key_hash, role, name, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+        on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).bind(tenant_id).bind(lookup)
+            .bind(key_hash).bind(role).bind(name).bind(now_ms())
+            .fetch_one(p).await.map_err(db_err))
+    }
+
+    /// Unrevoked keys whose lookup prefix is `lookup` (normally zero or one).
+    pub async fn api_keys_by_lookup(&self, lookup: &str) -> R<Vec<ApiKeyRow>> {
+        let sql = "SELECT tenant_id, id, key_hash, role FROM api_keys \
+                   WHERE lookup = $1 AND revoked_at IS NULL";
+        on_pool!(self, p => sqlx::query_as::<_, ApiKeyRow>(sql).bind(lookup)
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// Revokes a key of a tenant.
+    pub async fn revoke_api_key(&self, tenant_id: i64, key_id: i64) -> R<bool> {
+        let sql = "UPDATE api_keys SET revoked_at = $1 \
+                   WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL";
+        let n = on_pool!(self, p => sqlx::query(sql).bind(now_ms()).bind(tenant_id).bind(key_id)
+            .execute(p).await.map_err(db_err)?.rows_affected());
+        Ok(n == 1)
+    }
+
+    // ---- agents -----------------------------------------------------------------------------
+
+    /// Registers an agent, idempotent per (tenant, hostname); enforces the agent limit.
+    pub async fn register_agent(
+        &self,
+        tenant_id: i64,
+        info: &AgentInfo,
+        default_limit: i64,
+    ) -> R<Registered> {
+        const SELECT: &str = "SELECT id, tenant_id, hostname, os, ip_address, version, created_at, last_seen \
+             FROM agents WHERE tenant_id = $1 AND hostname = $2";
+        const UPDATE: &str = "UPDATE agents SET os = COALESCE($1, os), ip_address = COALESCE($2, ip_address), \
+             version = COALESCE($3, version), last_seen = $4 WHERE tenant_id = $5 AND id = $6 \
+             RETURNING id, tenant_id, hostname, os, ip_address, version, created_at, last_seen";
+        const INSERT: &str = "INSERT INTO agents (tenant_id, hostname, os, ip_address, version, created_at, last_seen) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             RETURNING id, tenant_id, hostname, os, ip_address, version, created_at, last_seen";
+        let now = now_ms();
+        macro_rules! body {
+            ($tx:ident, $lock_sql:expr) => {{
+                // Serializes registrations of one tenant, so the limit holds under concurrency.
+                let limit: Option<i64> = sqlx::query_scalar::<_, Option<i64>>($lock_sql)
+                    .bind(tenant_id)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or_else(|| StorageError::NotFound(format!("tenant {tenant_id}")))?;
+                let limit = limit.unwrap_or(default_limit);
+                let existing = sqlx::query_as::<_, Agent>(SELECT)
+                    .bind(tenant_id)
+                    .bind(&info.hostname)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                let out = if let Some(a) = existing {
+                    let a = sqlx::query_as::<_, Agent>(UPDATE)
+                        .bind(&info.os)
+                        .bind(&info.ip_address)
+                        .bind(&info.version)
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(a.id)
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .map_err(db_err)?;
+                    Registered::Existing(a)
+                } else {
+                    let count: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE tenant_id = $1")
+                            .bind(tenant_id)
+                            .fetch_one(&mut *$tx)
+                            .await
+                            .map_err(db_err)?;
+                    if count >= limit {
+                        return Ok(Registered::LimitReached(limit));
+                    }
+                    let a = sqlx::query_as::<_, Agent>(INSERT)
+                        .bind(tenant_id)
+                        .bind(&info.hostname)
+                        .bind(&info.os)
+                        .bind(&info.ip_address)
+                        .bind(&info.version)
+                        .bind(now)
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .map_err(db_err)?;
+                    Registered::Created(a)
+                };
+                $tx.commit().await.map_err(db_err)?;
+                Ok(out)
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                body!(
+                    tx,
+                    "SELECT max_agents FROM tenants WHERE id = $1 FOR UPDATE"
+                )
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(tx, "SELECT max_agents FROM tenants WHERE id = $1")
+            }
+        }
+    }
+
+    /// Agents of a tenant, by id, after `after_id`.
+    pub async fn list_agents(&self, tenant_id: i64, after_id: i64, limit: i64) -> R<Vec<Agent>> {
+        let sql = "SELECT id, tenant_id, hostname, os, ip_address, version, created_at, last_seen \
+                   FROM agents WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        on_pool!(self, p => sqlx::query_as::<_, Agent>(sql).bind(tenant_id).bind(after_id)
+            .bind(limit).fetch_all(p).await.map_err(db_err))
+    }
+
+    /// One agent of a tenant.
+    pub async fn agent(&self, tenant_id: i64, id: i64) -> R<Option<Agent>> {
+        let sql = "SELECT id, tenant_id, hostname, os, ip_address, version, created_at, last_seen \
+                   FROM agents WHERE tenant_id = $1 AND id = $2";
+        on_pool!(self, p => sqlx::query_as::<_, Agent>(sql).bind(tenant_id).bind(id)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Heartbeat: sets `last_seen`; false when the agent is not the tenant's.
+    pub async fn touch_agent(&self, tenant_id: i64, id: i64) -> R<bool> {
+        let sql = "UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = $3";
+        let n = on_pool!(self, p => sqlx::query(sql).bind(now_ms()).bind(tenant_id).bind(id)
+            .execute(p).await.map_err(db_err)?.rows_affected());
+        Ok(n == 1)
+    }
+
+    // ---- logs -------------------------------------------------------------------------------
+
+    /// Inserts a batch of logs in one transaction (and refreshes the agents' `last_seen`).
+    /// Every agent id must be an agent of the tenant, else nothing is written.
+    pub async fn insert_logs(&self, tenant_id: i64, logs: &[NewLog]) -> R<Ingested> {
+        let agents: Vec<i64> = logs
+            .iter()
+            .map(|l| l.agent_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let now = now_ms();
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                // Touch (and lock) the agents; the ones not updated are unknown.
+                let found: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = ANY($3) RETURNING id",
+                )
+                .bind(now)
+                .bind(tenant_id)
+                .bind(&agents)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if found.len() != agents.len() {
+                    let found: BTreeSet<i64> = found.into_iter().collect();
+                    let unknown = agents.into_iter().filter(|a| !found.contains(a)).collect();
+                    return Ok(Ingested::UnknownAgents(unknown));
+                }
+                let agent_ids: Vec<i64> = logs.iter().map(|l| l.agent_id).collect();
+                let ts: Vec<i64> = logs.iter().map(|l| l.timestamp).collect();
+                let sources: Vec<Option<String>> = logs.iter().map(|l| l.source.clone()).collect();
+                let levels: Vec<Option<String>> = logs.iter().map(|l| l.level.clone()).collect();
+                let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+                sqlx::query(
+                    "INSERT INTO agent_logs (tenant_id, agent_id, timestamp, received_at, source, level, message) \
+                     SELECT $1, a, t, $2, s, l, m \
+                     FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[]) AS x(a, t, s, l, m)",
+                )
+                .bind(tenant_id)
+                .bind(now)
+                .bind(&agent_ids)
+                .bind(&ts)
+                .bind(&sources)
+                .bind(&levels)
+                .bind(&messages)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(LOGS_CHANNEL)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                let mut unknown = Vec::new();
+                for a in &agents {
+                    let n = sqlx::query(
+                        "UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = $3",
+                    )
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(a)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                    if n == 0 {
+                        unknown.push(*a);
+                    }
+                }
+                if !unknown.is_empty() {
+                    return Ok(Ingested::UnknownAgents(unknown));
+                }
+                for l in logs {
+                    sqlx::query(
+                        "INSERT INTO agent_logs (tenant_id, agent_id, timestamp, received_at, source, level, message) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(tenant_id)
+                    .bind(l.agent_id)
+                    .bind(l.timestamp)
+                    .bind(now)
+                    .bind(&l.source)
+                    .bind(&l.level)
+                    .bind(&l.message)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)?;
+            }
+        }
+        Ok(Ingested::Committed {
+            count: logs.len(),
+            received_at: now,
+        })
+    }
+
+    /// Logs of a tenant, newest first.
+    pub async fn list_logs(&self, tenant_id: i64, f: &LogFilter) -> R<Vec<LogRow>> {
+        let sql = "SELECT id, agent_id, timestamp, received_at, source, level, message, scored \
+                   FROM agent_logs WHERE tenant_id = $1 \
+                   AND ($2 IS NULL OR agent_id = $2) \
+                   AND ($3 IS NULL OR timestamp >= $3) \
+                   AND ($4 IS NULL OR timestamp < $4) \
+                   AND ($5 IS NULL OR id < $5) \
+                   ORDER BY id DESC LIMIT $6";
+        on_pool!(self, p => sqlx::query_as::<_, LogRow>(sql).bind(tenant_id).bind(f.agent_id)
+            .bind(f.since).bind(f.until).bind(f.before_id).bind(f.limit)
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// One log of a tenant.
+    pub async fn log(&self, tenant_id: i64, id: i64) -> R<Option<LogRow>> {
+        let sql = "SELECT id, agent_id, timestamp, received_at, source, level, message, scored \
+                   FROM agent_logs WHERE tenant_id = $1 AND id = $2";
+        on_pool!(self, p => sqlx::query_as::<_, LogRow>(sql).bind(tenant_id).bind(id)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    // ---- threats ----------------------------------------------------------------------------
+
+    /// Threats of a tenant, newest first.
+    pub async fn list_threats(&self, tenant_id: i64, f: &ThreatFilter) -> R<Vec<Threat>> {
+        let sql = "SELECT id, log_id, agent_id, risk, severity, anomaly, malicious_probability, \
+                   model_version, explanation, status, verdict, assignee, note, detected_at, updated_at \
+                   FROM threat_detections WHERE tenant_id = $1 \
+                   AND ($2 IS NULL OR severity = $2) \
+                   AND ($3 IS NULL OR status = $3) \
+                   AND ($4 IS NULL OR agent_id = $4) \
+                   AND ($5 IS NULL OR detected_at >= $5) \
+                   AND ($6 IS NULL OR detected_at < $6) \
+                   AND ($7 IS NULL OR id < $7) \
+                   ORDER BY id DESC LIMIT $8";
+        on_pool!(self, p => sqlx::query_as::<_, Threat>(sql).bind(tenant_id)
+            .bind(&f.severity).bind(&f.status).bind(f.agent_id).bind(f.since).bind(f.until)
+            .bind(f.before_id).bind(f.limit)
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// One threat of a tenant.
+    pub async fn threat(&self, tenant_id: i64, id: i64) -> R<Option<Threat>> {
+        let sql = "SELECT id, log_id, agent_id, risk, severity, anomaly, malicious_probability, \
+                   model_version, explanation, status, verdict, assignee, note, detected_at, updated_at \
+                   FROM threat_detections WHERE tenant_id = $1 AND id = $2";
+        on_pool!(self, p => sqlx::query_as::<_, Threat>(sql).bind(tenant_id).bind(id)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Applies a triage change; a verdict is also stored (or replaced) as a training label of
+    /// the threat's log, in the same transaction. `None` when the threat is not the tenant's.
+    pub async fn update_threat(
+        &self,
+        tenant_id: i64,
+        id: i64,
+        u: &ThreatUpdate,
+    ) -> R<Option<Threat>> {
+        const UPDATE: &str = "UPDATE threat_detections SET status = COALESCE($1, status), \
+             verdict = COALESCE($2, verdict), assignee = COALESCE($3, assignee), \
+             note = COALESCE($4, note), updated_at = $5 WHERE tenant_id = $6 AND id = $7 \
+             RETURNING id, log_id, agent_id, risk, severity, anomaly, malicious_probability, \
+             model_version, explanation, status, verdict, assignee, note, detected_at, updated_at";
+        const LABEL: &str = "INSERT INTO labels (tenant_id, threat_id, log_id, message, malicious, source, created_at) \
+             SELECT $1, $2, l.id, l.message, $3, 'verdict', $4 FROM agent_logs l WHERE l.tenant_id = $1 AND l.id = $5 \
+             ON CONFLICT (tenant_id, threat_id) DO UPDATE SET malicious = excluded.malicious, created_at = excluded.created_at";
+        let now = now_ms();
+        macro_rules! body {
+            ($tx:ident) => {{
+                let t = sqlx::query_as::<_, Threat>(UPDATE)
+                    .bind(&u.status)
+                    .bind(&u.verdict)
+                    .bind(&u.assignee)
+                    .bind(&u.note)
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                let Some(t) = t else { return Ok(None) };
+                if let Some(v) = &u.verdict {
+                    sqlx::query(LABEL)
+                        .bind(tenant_id)
+                        .bind(id)
+                        .bind(v == "true_positive")
+                        .bind(now)
+                        .bind(t.log_id)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                $tx.commit().await.map_err(db_err)?;
+                Ok(Some(t))
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                body!(tx)
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(tx)
+            }
+        }
+    }
+
+    /// Counts for status and tests: (logs, scored logs, threats) of a tenant.
+    pub async fn counts(&self, tenant_id: i64) -> R<(i64, i64, i64)> {
+        let sql = "SELECT (SELECT COUNT(*) FROM agent_logs WHERE tenant_id = $1), \
+                   (SELECT COUNT(*) FROM agent_logs WHERE tenant_id = $1 AND scored), \
+                   (SELECT COUNT(*) FROM threat_detections WHERE tenant_id = $1)";
+        on_pool!(self, p => sqlx::query_as::<_, (i64, i64, i64)>(sql).bind(tenant_id)
+            .fetch_one(p).await.map_err(db_err))
+    }
+
+    // ---- model versions ---------------------------------------------------------------------
+
+    /// Records a global model version and makes it the active one.
+    pub async fn record_model_version(&self, version: &str, key: &str, metrics: &str) -> R<()> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            sqlx::query("UPDATE model_versions SET active = FALSE WHERE tenant_id = 0")
+                .execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("INSERT INTO model_versions (tenant_id, version, key, metrics, active, created_at) \
+                         VALUES (0, $1, $2, $3, TRUE, $4) \
+                         ON CONFLICT (tenant_id, version) DO UPDATE SET active = TRUE")
+                .bind(version).bind(key).bind(metrics).bind(now)
+                .execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    /// The active global model version, if any.
+    pub async fn active_model_version(&self) -> R<Option<ModelVersion>> {
+        let sql = "SELECT version, key, metrics, created_at FROM model_versions \
+                   WHERE tenant_id = 0 AND active ORDER BY created_at DESC LIMIT 1";
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Stores a training label not attached to a threat (imports, tests).
+    pub async fn insert_label(&self, tenant_id: i64, message: &str, malicious: bool) -> R<()> {
+        let sql = "INSERT INTO labels (tenant_id, message, malicious, source, created_at) \
+                   VALUES ($1, $2, $3, 'import', $4)";
+        on_pool!(self, p => sqlx::query(sql).bind(tenant_id).bind(message).bind(malicious)
+            .bind(now_ms()).execute(p).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+}
+
+/// Builds the detections rows and marks the claimed logs scored, PostgreSQL flavour.
+async fn pg_commit_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    logs: &[PendingLog],
+    dets: &[NewDetection],
+) -> R<()> {
+    let now = now_ms();
+    if !dets.is_empty() {
+        let col = |f: fn(&NewDetection) -> i64| dets.iter().map(f).collect::<Vec<i64>>();
+        let colf = |f: fn(&NewDetection) -> f64| dets.iter().map(f).collect::<Vec<f64>>();
+        let severities: Vec<&str> = dets.iter().map(|d| d.severity.as_str()).collect();
+        let versions: Vec<&str> = dets.iter().map(|d| d.model_version.as_str()).collect();
+        let expl: Vec<String> = dets.iter().map(|d| d.explanation.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO threat_detections (tenant_id, log_id, agent_id, risk, severity, anomaly, \
+             malicious_probability, model_version, explanation, detected_at, updated_at) \
+             SELECT t, l, a, r, s, an, mp, v, e, $10, $10 FROM UNNEST($1::bigint[], $2::bigint[], \
+             $3::bigint[], $4::float8[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::text[]) \
+             AS x(t, l, a, r, s, an, mp, v, e)",
+        )
+        .bind(col(|d| d.tenant_id))
+        .bind(col(|d| d.log_id))
+        .bind(col(|d| d.agent_id))
+        .bind(colf(|d| d.risk))
+        .bind(&severities)
+        .bind(colf(|d| d.anomaly))
+        .bind(colf(|d| d.malicious_probability))
+        .bind(&versions)
+        .bind(&expl)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    let tenants: Vec<i64> = logs.iter().map(|l| l.tenant_id).collect();
+    let ids: Vec<i64> = logs.iter().map(|l| l.log_id).collect();
+    sqlx::query(
+        "UPDATE agent_logs SET scored = TRUE FROM UNNEST($1::bigint[], $2::bigint[]) AS x(t, i) \
+         WHERE agent_logs.tenant_id = x.t AND agent_logs.id = x.i",
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn to_pending(rows: Vec<PendingRow>) -> Vec<PendingLog> {
+    rows.into_iter()
+        .map(|r| PendingLog {
+            tenant_id: r.tenant_id,
+            log_id: r.log_id,
+            agent_id: r.agent_id,
+            message: r.message,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Storage for Db {
+    async fn score_pending(&self, limit: usize, score: &mut BatchScorer<'_>) -> R<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                let rows: Vec<PendingRow> = sqlx::query_as(
+                    "SELECT tenant_id, id AS log_id, agent_id, message FROM agent_logs \
+                     WHERE NOT scored ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let logs = to_pending(rows);
+                let dets = score(&logs);
+                pg_commit_batch(&mut tx, &logs, &dets).await?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(logs.len())
+            }
+            Db::Sqlite(p) => {
+                // BEGIN IMMEDIATE takes SQLite's write lock: one claimer at a time.
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                let rows: Vec<PendingRow> = sqlx::query_as(
+                    "SELECT tenant_id, id AS log_id, agent_id, message FROM agent_logs \
+                     WHERE NOT scored ORDER BY id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let logs = to_pending(rows);
+                let dets = score(&logs);
+                let now = now_ms();
+                for d in &dets {
+                    sqlx::query(
+                        "INSERT INTO threat_detections (tenant_id, log_id, agent_id, risk, severity, anomaly, \
+                         malicious_probability, model_version, explanation, detected_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                    )
+                    .bind(d.tenant_id)
+                    .bind(d.log_id)
+                    .bind(d.agent_id)
+                    .bind(d.risk)
+                    .bind(&d.severity)
+                    .bind(d.anomaly)
+                    .bind(d.malicious_probability)
+                    .bind(&d.model_version)
+                    .bind(d.explanation.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                // We hold the write lock, so the claimed logs are exactly the pending ones up
+                // to the last claimed id.
+                let last = logs.last().map_or(0, |l| l.log_id);
+                sqlx::query("UPDATE agent_logs SET scored = TRUE WHERE NOT scored AND id <= $1")
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(logs.len())
+            }
+        }
+    }
+
+    async fn pending_count(&self) -> R<u64> {
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM agent_logs WHERE NOT scored")
+            .fetch_one(p).await.map_err(db_err))?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn training_examples(
+        &self,
+        tenant: Option<TenantId>,
+        limit: usize,
+    ) -> R<Vec<TrainingExample>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = "SELECT tenant_id, message, malicious FROM labels \
+                   WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at DESC, id DESC LIMIT $2";
+        let rows: Vec<ExampleRow> = on_pool!(self, p => sqlx::query_as(sql).bind(tenant).bind(limit)
+            .fetch_all(p).await.map_err(db_err))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TrainingExample {
+                tenant_id: r.tenant_id,
+                message: r.message,
+                malicious: r.malicious,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,54 @@
+//! Shared state of the detection pipeline: the wake-up signal ingest pulls, and what
+//! `/api/system/status` reports.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+/// What the pipeline reports (`status.ai_agents`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PipelineReport {
+    /// Whether the detection loop is running.
+    pub pipeline_running: bool,
+    /// Version of the detector in use.
+    pub active_model_version: Option<String>,
+    /// Logs in the last batch.
+    pub last_batch_size: usize,
+    /// Threats in the last batch.
+    pub last_batch_threats: usize,
+    /// Time to claim, score and commit the last batch (ms).
+    pub last_batch_latency_ms: f64,
+    /// Logs scored since start.
+    pub scored_total: u64,
+    /// Threats recorded since start.
+    pub threats_total: u64,
+    /// Last pipeline error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// The pipeline's shared state.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    /// Notified when logs are committed.
+    pub wake: Notify,
+    report: Mutex<PipelineReport>,
+}
+
+impl Pipeline {
+    /// A snapshot of the report.
+    pub fn report(&self) -> PipelineReport {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Updates the report.
+    pub fn update(&self, f: impl FnOnce(&mut PipelineReport)) {
+        f(&mut self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+}

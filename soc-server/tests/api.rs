@@ -1,0 +1,666 @@
+//! HTTP API tests: a server on port 0, on SQLite and (with `SOC_TEST_PG_URL`) PostgreSQL.
+
+mod common;
+
+use common::{Backend, error_code, spawn};
+use reqwest::Method;
+use serde_json::{Value, json};
+use soc_core::store::{NewDetection, PendingLog, Storage};
+
+async fn health_and_status(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (st, body) = s.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!((st, body["status"].as_str()), (200, Some("ok")));
+    let (st, body) = s.send(Method::GET, "/api/system/status", None, None).await;
+    assert_eq!((st, error_code(&body)), (401, "unauthorized"));
+    let (st, body) = s.get("/api/system/status", &s.admin_key).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["status"]["database_status"], "connected");
+    assert_eq!(body["status"]["model_store_status"], "available");
+    assert_eq!(body["status"]["ai_agents"]["backlog"], 0);
+    assert!(body["version"].is_string() && body["uptime_seconds"].is_u64());
+    // The first admin key was written to a 0600 file.
+    let path = s.state.config.data_dir.join("admin-api-key");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), s.admin_key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // A second start does not create another tenant or key.
+    assert!(soc_server::bootstrap(&s.state).await.unwrap().is_none());
+}
+
+async fn auth_missing_wrong_revoked_and_roles(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (_, admin, analyst, agent) = s.tenant("acme").await;
+    // Missing, malformed, wrong keys.
+    let (st, body) = s.send(Method::GET, "/api/agents", None, None).await;
+    assert_eq!((st, error_code(&body)), (401, "unauthorized"));
+    for bad in [
+        "ak_wrongwrongwrongwrongwrongwrongwrongwrongwro",
+        "nonsense",
+        "ak_é",
+        &format!("{admin}x"),
+    ] {
+        let (st, body) = s.get("/api/agents", bad).await;
+        assert_eq!((st, error_code(&body)), (401, "unauthorized"), "{bad}");
+    }
+    let resp = s
+        .client
+        .get(s.url("/api/agents"))
+        .header("authorization", format!("Basic {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Wrong roles.
+    let (st, body) = s.get("/api/threats", &agent).await;
+    assert_eq!((st, error_code(&body)), (403, "forbidden"));
+    let (st, _) = s.get("/api/logs", &agent).await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .post(
+            "/api/logs",
+            &analyst,
+            json!([{"agent_id": 1, "message": "x"}]),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .post("/api/agents/register", &analyst, json!({"hostname": "h"}))
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .post("/api/keys", &analyst, json!({"role": "admin"}))
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .post("/api/test/create-sample-agents", &analyst, json!({}))
+        .await;
+    assert_eq!(st, 403);
+    // Admin may do everything; analyst reads.
+    let (st, _) = s.get("/api/agents", &analyst).await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .post("/api/agents/register", &admin, json!({"hostname": "h"}))
+        .await;
+    assert_eq!(st, 201);
+    // Keys created over the API work, and stop working once revoked.
+    let (st, k) = s
+        .post(
+            "/api/keys",
+            &admin,
+            json!({"role": "analyst", "name": "soc-1"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{k}");
+    let key = k["key"].as_str().unwrap();
+    assert_eq!(s.get("/api/agents", key).await.0, 200);
+    let (st, _) = s
+        .send(
+            Method::DELETE,
+            &format!("/api/keys/{}", k["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, body) = s.get("/api/agents", key).await;
+    assert_eq!((st, error_code(&body)), (401, "unauthorized"));
+    let (st, body) = s.post("/api/keys", &admin, json!({"role": "root"})).await;
+    assert_eq!((st, error_code(&body)), (422, "invalid_input"));
+}
+
+async fn agents_register_idempotent_and_limit(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (t, _, analyst, agent) = s.tenant("acme").await;
+    let (st, first) = s
+        .post(
+            "/api/agents/register",
+            &agent,
+            json!({"hostname": "web-1", "os": "linux"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{first}");
+    let (st, again) = s
+        .post(
+            "/api/agents/register",
+            &agent,
+            json!({"hostname": "web-1", "version": "2"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(first["agent"]["id"], again["agent"]["id"]);
+    assert_eq!(again["agent"]["os"], "linux");
+    assert_eq!(again["agent"]["version"], "2");
+    let id = first["agent"]["id"].as_i64().unwrap();
+    let (st, one) = s.get(&format!("/api/agents/{id}"), &analyst).await;
+    assert_eq!(
+        (st, one["agent"]["hostname"].as_str()),
+        (200, Some("web-1"))
+    );
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &format!("/api/agents/{id}/heartbeat"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    // Limit per tenant.
+    s.state.db.set_tenant_max_agents(t, Some(2)).await.unwrap();
+    assert_eq!(
+        s.post("/api/agents/register", &agent, json!({"hostname": "web-2"}))
+            .await
+            .0,
+        201
+    );
+    let (st, body) = s
+        .post("/api/agents/register", &agent, json!({"hostname": "web-3"}))
+        .await;
+    assert_eq!((st, error_code(&body)), (409, "agent_limit_reached"));
+    // Re-registering a known host still works at the limit.
+    assert_eq!(
+        s.post("/api/agents/register", &agent, json!({"hostname": "web-2"}))
+            .await
+            .0,
+        200
+    );
+    // Pagination.
+    let (st, page) = s.get("/api/agents?limit=1", &analyst).await;
+    assert_eq!(st, 200);
+    assert_eq!(page["agents"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page2) = s
+        .get(&format!("/api/agents?limit=1&cursor={cursor}"), &analyst)
+        .await;
+    assert_eq!(page2["agents"][0]["hostname"], "web-2");
+    let (_, page3) = s
+        .get(
+            &format!(
+                "/api/agents?limit=1&cursor={}",
+                page2["next_cursor"].as_str().unwrap()
+            ),
+            &analyst,
+        )
+        .await;
+    assert_eq!(page3["agents"].as_array().unwrap().len(), 0);
+    assert!(page3["next_cursor"].is_null());
+}
+
+async fn logs_ingest_json_and_ndjson_then_list(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (_, _, analyst, agent) = s.tenant("acme").await;
+    let a1 = s.agent(&agent, "h1").await;
+    let a2 = s.agent(&agent, "h2").await;
+    let (st, body) = s
+        .post("/api/logs", &agent, json!([
+            {"agent_id": a1, "message": "sshd: Accepted publickey for alice", "timestamp": "2026-11-24T10:00:00Z", "source": "auth.log"},
+            {"agent_id": a2, "message": "GET / 200", "timestamp": "2026-11-24T11:00:00+01:00"},
+        ]))
+        .await;
+    assert_eq!((st, body["accepted"].as_u64()), (201, Some(2)), "{body}");
+    let nd = format!(
+        "{}\n\n{}\n",
+        json!({"agent_id": a1, "message": "cron ran"}),
+        json!({"agent_id": a1, "message": "disk ok", "level": "info"})
+    );
+    let (st, body) = s
+        .post_raw("/api/logs", &agent, nd, "application/x-ndjson")
+        .await;
+    assert_eq!((st, body["accepted"].as_u64()), (201, Some(2)), "{body}");
+    let (st, all) = s.get("/api/logs", &analyst).await;
+    assert_eq!(st, 200);
+    let logs = all["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 4);
+    assert_eq!(logs[0]["message"], "disk ok", "newest first");
+    assert_eq!(logs[3]["timestamp"], "2026-11-24T10:00:00.000Z");
+    let (_, only_a2) = s.get(&format!("/api/logs?agent_id={a2}"), &analyst).await;
+    assert_eq!(only_a2["logs"].as_array().unwrap().len(), 1);
+    let (_, window) = s
+        .get(
+            "/api/logs?since=2026-11-24T09:30:00Z&until=2026-11-24T10:30:00Z",
+            &analyst,
+        )
+        .await;
+    assert_eq!(window["logs"].as_array().unwrap().len(), 2, "{window}");
+    // Cursor pagination walks every log once.
+    let mut seen = Vec::new();
+    let mut path = "/api/logs?limit=3".to_owned();
+    loop {
+        let (_, page) = s.get(&path, &analyst).await;
+        seen.extend(
+            page["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/logs?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4);
+    // Ingest refreshed last_seen and the backlog counts the logs.
+    let (_, status) = s.get("/api/system/status", &analyst).await;
+    assert_eq!(status["status"]["ai_agents"]["backlog"], 4);
+}
+
+async fn bad_input_is_a_clear_4xx_and_writes_nothing(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (t, _, analyst, agent) = s.tenant("acme").await;
+    let a = s.agent(&agent, "h1").await;
+    let check = |st: u16, body: &Value, want: u16, code: &str| {
+        assert_eq!(st, want, "{body}");
+        assert_eq!(error_code(body), code, "{body}");
+    };
+    let (st, body) = s
+        .post_raw(
+            "/api/logs",
+            &agent,
+            "[{\"agent_id\": 1,",
+            "application/json",
+        )
+        .await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s
+        .post_raw(
+            "/api/logs",
+            &agent,
+            "{\"agent_id\": 1, \"message\": \"x\"}\nnot json",
+            "application/x-ndjson",
+        )
+        .await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s
+        .post(
+            "/api/logs",
+            &agent,
+            json!([{"agent_id": "one", "message": "x"}]),
+        )
+        .await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s.post("/api/logs", &agent, json!([{"agent_id": a}])).await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s
+        .post("/api/logs", &agent, json!([{"agent_id": a, "message": ""}]))
+        .await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s
+        .post(
+            "/api/logs",
+            &agent,
+            json!([{"agent_id": a, "message": "x", "timestamp": "yesterday"}]),
+        )
+        .await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s.post("/api/logs", &agent, json!([])).await;
+    check(st, &body, 422, "invalid_input");
+    // Unknown agent: nothing of the batch is written.
+    let (st, body) = s
+        .post(
+            "/api/logs",
+            &agent,
+            json!([{"agent_id": a, "message": "ok"}, {"agent_id": 987654, "message": "x"}]),
+        )
+        .await;
+    check(st, &body, 422, "unknown_agent");
+    // Too many lines, too many bytes.
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"agent_id": a, "message": "x"}))
+        .collect();
+    let (st, body) = s.post("/api/logs", &agent, Value::Array(many)).await;
+    check(st, &body, 413, "payload_too_large");
+    let big = format!(
+        "[{{\"agent_id\": {a}, \"message\": \"{}\"}}]",
+        "a".repeat(9 * 1024 * 1024)
+    );
+    let (st, body) = s
+        .post_raw("/api/logs", &agent, big, "application/json")
+        .await;
+    check(st, &body, 413, "payload_too_large");
+    let (st, body) = s
+        .post_raw(
+            "/api/agents/register",
+            &agent,
+            format!("{{\"hostname\": \"{}\"}}", "h".repeat(100_000)),
+            "application/json",
+        )
+        .await;
+    check(st, &body, 413, "payload_too_large");
+    assert_eq!(
+        s.state.db.counts(t).await.unwrap().0,
+        0,
+        "nothing was written"
+    );
+    // Other bodies and paths.
+    let (st, body) = s
+        .post_raw(
+            "/api/agents/register",
+            &agent,
+            "{\"hostname\":",
+            "application/json",
+        )
+        .await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s
+        .post("/api/agents/register", &agent, json!({"hostname": 42}))
+        .await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s
+        .post("/api/agents/register", &agent, json!({"hostname": "  "}))
+        .await;
+    check(st, &body, 422, "invalid_input");
+    let (st, body) = s
+        .post_raw("/api/agents/register", &agent, "hostname=x", "text/plain")
+        .await;
+    check(st, &body, 415, "unsupported_media_type");
+    let (st, body) = s.get("/api/agents/abc", &analyst).await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s.get("/api/agents/424242", &analyst).await;
+    check(st, &body, 404, "not_found");
+    let (st, body) = s.get("/api/logs?limit=0", &analyst).await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s.get("/api/logs?since=soon", &analyst).await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s.get("/api/threats?severity=apocalyptic", &analyst).await;
+    check(st, &body, 400, "bad_request");
+    let (st, body) = s.get("/api/nope", &analyst).await;
+    check(st, &body, 404, "not_found");
+    let (st, body) = s.send(Method::PUT, "/api/logs", Some(&analyst), None).await;
+    check(st, &body, 405, "method_not_allowed");
+}
+
+/// Records a detection for each pending log whose message contains "attack" (a test scorer
+/// standing in for the pipeline, to exercise the threat endpoints).
+async fn detect_attacks(s: &common::TestServer) {
+    s.state
+        .db
+        .score_pending(10_000, &mut |logs: &[PendingLog]| {
+            logs.iter()
+                .filter(|l| l.message.contains("attack"))
+                .map(|l| NewDetection {
+                    tenant_id: l.tenant_id,
+                    log_id: l.log_id,
+                    agent_id: l.agent_id,
+                    risk: 9.2,
+                    severity: "critical".into(),
+                    anomaly: 0.95,
+                    malicious_probability: 0.9,
+                    model_version: "test".into(),
+                    explanation: json!({"top_terms": [["attack", 0.7]]}),
+                })
+                .collect()
+        })
+        .await
+        .unwrap();
+}
+
+async fn threats_list_get_patch(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (t, _, analyst, agent) = s.tenant("acme").await;
+    let a = s.agent(&agent, "h1").await;
+    s.post(
+        "/api/logs",
+        &agent,
+        json!([{"agent_id": a, "message": "benign"}, {"agent_id": a, "message": "attack one"}]),
+    )
+    .await;
+    detect_attacks(&s).await;
+    let (st, list) = s
+        .get("/api/threats?severity=critical&status=open", &analyst)
+        .await;
+    assert_eq!(st, 200, "{list}");
+    let threats = list["threats"].as_array().unwrap();
+    assert_eq!(threats.len(), 1);
+    let id = threats[0]["id"].as_i64().unwrap();
+    assert_eq!(threats[0]["explanation"]["top_terms"][0][0], "attack");
+    let (st, one) = s.get(&format!("/api/threats/{id}"), &analyst).await;
+    assert_eq!(st, 200);
+    assert_eq!(one["log"]["message"], "attack one");
+    assert_eq!(one["threat"]["status"], "open");
+    let (_, none) = s.get("/api/threats?severity=low", &analyst).await;
+    assert_eq!(none["threats"].as_array().unwrap().len(), 0);
+    let (st, patched) = s
+        .patch(
+            &format!("/api/threats/{id}"),
+            &analyst,
+            json!({"status": "acknowledged", "assignee": "alice", "note": "looking"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{patched}");
+    assert_eq!(patched["threat"]["assignee"], "alice");
+    let (st, patched) = s
+        .patch(
+            &format!("/api/threats/{id}"),
+            &analyst,
+            json!({"status": "resolved", "verdict": "true_positive"}),
+        )
+        .await;
+    assert_eq!(
+        (st, patched["threat"]["verdict"].as_str()),
+        (200, Some("true_positive"))
+    );
+    assert_eq!(
+        patched["threat"]["note"], "looking",
+        "unchanged fields are kept"
+    );
+    let ex = s.state.db.training_examples(Some(t), 10).await.unwrap();
+    assert_eq!(ex.len(), 1);
+    assert!(ex[0].malicious && ex[0].message == "attack one");
+    for bad in [
+        json!({"status": "done"}),
+        json!({"verdict": "maybe"}),
+        json!({}),
+        json!({"status": 3}),
+    ] {
+        let (st, body) = s
+            .patch(&format!("/api/threats/{id}"), &analyst, bad.clone())
+            .await;
+        assert_eq!((st, error_code(&body)), (422, "invalid_input"), "{bad}");
+    }
+    let (st, body) = s
+        .patch(
+            &format!("/api/threats/{id}"),
+            &analyst,
+            json!({"tenant_id": 2}),
+        )
+        .await;
+    assert_eq!(st, 422, "{body}");
+    let (st, _) = s
+        .patch(
+            "/api/threats/999999",
+            &analyst,
+            json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        s.patch(
+            &format!("/api/threats/{id}"),
+            &agent,
+            json!({"status": "open"})
+        )
+        .await
+        .0,
+        403
+    );
+}
+
+async fn tenant_isolation(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (_, admin_a, analyst_a, agent_a) = s.tenant("a").await;
+    let (tb, admin_b, analyst_b, agent_b) = s.tenant("b").await;
+    let a_agent = s.agent(&agent_a, "shared-name").await;
+    let b_agent = s.agent(&agent_b, "shared-name").await;
+    assert_ne!(
+        a_agent, b_agent,
+        "same hostname, different tenants, different agents"
+    );
+    s.post(
+        "/api/logs",
+        &agent_a,
+        json!([{"agent_id": a_agent, "message": "attack on a"}]),
+    )
+    .await;
+    detect_attacks(&s).await;
+    let (_, ta) = s.get("/api/threats", &analyst_a).await;
+    let a_threat = ta["threats"][0]["id"].as_i64().unwrap();
+    let (_, la) = s.get("/api/logs", &analyst_a).await;
+    assert_eq!(la["logs"].as_array().unwrap().len(), 1);
+    // B sees none of A's data.
+    for key in [&admin_b, &analyst_b] {
+        let (_, agents) = s.get("/api/agents", key).await;
+        let ids: Vec<i64> = agents["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![b_agent]);
+        assert_eq!(s.get(&format!("/api/agents/{a_agent}"), key).await.0, 404);
+        let (_, logs) = s.get("/api/logs", key).await;
+        assert_eq!(logs["logs"].as_array().unwrap().len(), 0);
+        let (_, logs) = s.get(&format!("/api/logs?agent_id={a_agent}"), key).await;
+        assert_eq!(logs["logs"].as_array().unwrap().len(), 0);
+        let (_, threats) = s.get("/api/threats", key).await;
+        assert_eq!(threats["threats"].as_array().unwrap().len(), 0);
+        assert_eq!(s.get(&format!("/api/threats/{a_threat}"), key).await.0, 404);
+        let (st, _) = s
+            .patch(
+                &format!("/api/threats/{a_threat}"),
+                key,
+                json!({"status": "resolved", "verdict": "false_positive"}),
+            )
+            .await;
+        assert_eq!(st, 404);
+    }
+    // B cannot write into A's agents, heartbeat them, or revoke A's keys.
+    let (st, body) = s
+        .post(
+            "/api/logs",
+            &agent_b,
+            json!([{"agent_id": a_agent, "message": "x"}]),
+        )
+        .await;
+    assert_eq!((st, error_code(&body)), (422, "unknown_agent"));
+    assert_eq!(
+        s.send(
+            Method::POST,
+            &format!("/api/agents/{a_agent}/heartbeat"),
+            Some(&agent_b),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, k) = s
+        .post("/api/keys", &admin_a, json!({"role": "agent"}))
+        .await;
+    assert_eq!(
+        s.send(
+            Method::DELETE,
+            &format!("/api/keys/{}", k["id"]),
+            Some(&admin_b),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    // A's threat is untouched, B has no labels.
+    let (_, t) = s.get(&format!("/api/threats/{a_threat}"), &analyst_a).await;
+    assert_eq!(
+        (
+            t["threat"]["status"].as_str(),
+            t["threat"]["verdict"].as_str()
+        ),
+        (Some("open"), None)
+    );
+    assert!(
+        s.state
+            .db
+            .training_examples(Some(tb), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The tenant is never taken from the body.
+    let (st, _) = s
+        .post(
+            "/api/agents/register",
+            &agent_b,
+            json!({"hostname": "x", "tenant_id": 1}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (_, agents_a) = s.get("/api/agents", &analyst_a).await;
+    assert_eq!(agents_a["agents"].as_array().unwrap().len(), 1);
+    // Sample data lands in the caller's tenant only.
+    let (st, sample) = s
+        .post(
+            "/api/test/create-sample-agents",
+            &admin_b,
+            json!({"logs": 50, "seed": 1}),
+        )
+        .await;
+    assert_eq!(st, 201, "{sample}");
+    let (_, la2) = s.get("/api/logs?limit=1000", &analyst_a).await;
+    assert_eq!(la2["logs"].as_array().unwrap().len(), 1);
+}
+
+async fn sample_agents(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/test/create-sample-agents"))
+        .bearer_auth(&s.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "no body is fine");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["agents"].as_array().unwrap().len(), 4);
+    assert_eq!(body["logs"], 200);
+    let (st, body) = s
+        .post(
+            "/api/test/create-sample-agents",
+            &s.admin_key,
+            json!({"logs": 1000, "attack_ratio": 0.2, "seed": 3}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(
+        body["agents"].as_array().unwrap().len(),
+        4,
+        "idempotent agents"
+    );
+    let attacks = body["attacks"].as_u64().unwrap();
+    assert!((120..280).contains(&attacks), "{attacks}");
+    let (st, body) = s
+        .post(
+            "/api/test/create-sample-agents",
+            &s.admin_key,
+            json!({"logs": 0}),
+        )
+        .await;
+    assert_eq!((st, error_code(&body)), (422, "invalid_input"));
+}
+
+both_backends!(
+    health_and_status,
+    auth_missing_wrong_revoked_and_roles,
+    agents_register_idempotent_and_limit,
+    logs_ingest_json_and_ndjson_then_list,
+    bad_input_is_a_clear_4xx_and_writes_nothing,
+    threats_list_get_patch,
+    tenant_isolation,
+    sample_agents,
+);
