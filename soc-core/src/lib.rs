@@ -22,3 +22,4 @@ pub use matrix::Matrix;
 pub use model::{ArtifactHeader, read_header};
 pub use risk::{RiskParams, RiskScorer, Score, Severity};
 pub use sparse::CsrMatrix;
+pub use text::{Analyzer, DocFreq, Norm, TfidfParams, TfidfVectorizer};
