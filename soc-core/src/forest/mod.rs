@@ -2,11 +2,11 @@
 //! [`RandomForestClassifier`], stored as flat pre-order node arrays.
 
 // pub(crate) mod isolation;
-// pub(crate) mod random;
+pub(crate) mod random;
 pub(crate) mod tree;
 
 // pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
-// pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
+pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
 
 use serde::{Deserialize, Serialize};
 
