@@ -17,7 +17,7 @@ pub mod store;
 pub mod text;
 
 pub use error::{Error, Result};
-pub use forest::MaxFeatures;
+pub use forest::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use matrix::Matrix;
 pub use model::{ArtifactHeader, read_header};
 pub use risk::{RiskParams, RiskScorer, Score, Severity};
