@@ -17,7 +17,10 @@ pub mod store;
 pub mod text;
 
 pub use error::{Error, Result};
-pub use forest::{ClassWeight, MaxFeatures, RandomForestClassifier, RandomForestParams};
+pub use forest::{
+    ClassWeight, Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples,
+    RandomForestClassifier, RandomForestParams,
+};
 pub use matrix::Matrix;
 pub use model::{ArtifactHeader, read_header};
 pub use risk::{RiskParams, RiskScorer, Score, Severity};
