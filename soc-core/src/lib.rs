@@ -6,16 +6,25 @@
 //! Python package.
 #![warn(missing_docs)]
 
+mod detector;
 mod error;
 pub mod forest;
+#[cfg(feature = "linfa")]
+mod linfa_interop;
 mod matrix;
 pub mod metrics;
 pub mod model;
+pub mod pipeline;
 mod risk;
+pub mod sklearn;
 mod sparse;
 pub mod store;
 pub mod text;
 
+pub use detector::{
+    DEFAULT_MAX_LINE_BYTES, Detector, DetectorParams, Explanation, Fired, TermContribution,
+    UnusualFeature,
+};
 pub use error::{Error, Result};
 pub use forest::{
     ClassWeight, Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples,

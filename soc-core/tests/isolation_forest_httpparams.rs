@@ -122,7 +122,10 @@ fn structural(s: &str, vocab: &HashMap<String, u32>) -> Vec<f64> {
     for c in s.chars() {
         *freq.entry(c).or_default() += 1.0;
     }
-    let entropy = -freq.values().map(|&f| (f / n) * (f / n).log2()).sum::<f64>();
+    let entropy = -freq
+        .values()
+        .map(|&f| (f / n) * (f / n).log2())
+        .sum::<f64>();
     let count = |p: fn(&char) -> bool| s.chars().filter(p).count() as f64;
     let toks = tokens(s);
     let oov = toks.iter().filter(|t| !vocab.contains_key(*t)).count() as f64;
@@ -258,7 +261,10 @@ fn httpparams_roc_auc_and_speed() {
         score_s * 1e3,
         score_s / test.len() as f64 * 1e6
     );
-    assert!(auc > 0.9, "structural features should separate HttpParams well");
+    assert!(
+        auc > 0.9,
+        "structural features should separate HttpParams well"
+    );
 
     let python = "/tmp/skl/bin/python";
     if std::path::Path::new(python).exists() {
