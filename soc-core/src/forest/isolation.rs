@@ -207,7 +207,24 @@ impl IsolationForestParams {
     }
 }
 
-/// A fitted isolation forest. See the [module docs](self) for the sign conventions.
+/// A fitted isolation forest.
+///
+/// [`score_samples`](Self::score_samples) is the paper's anomaly score, HIGHER = MORE
+/// anomalous (scikit-learn's `score_samples` is its negative); `decision_function` and
+/// `predict` keep scikit-learn's sign (negative / `-1` = outlier).
+///
+/// ```
+/// use ndarray::array;
+/// use soc_core::{IsolationForestParams, Matrix};
+///
+/// let x = array![[0.0, 0.1], [0.1, 0.0], [0.05, 0.05], [0.1, 0.1], [5.0, 5.0]];
+/// let forest = IsolationForestParams { random_state: Some(0), ..Default::default() }
+///     .fit(Matrix::from(&x))?;
+/// let scores = forest.score_samples(Matrix::from(&x))?;
+/// assert!(scores[4] > scores[0]); // the far point is the most anomalous
+/// assert_eq!(forest.predict(Matrix::from(&x))?[4], -1);
+/// # Ok::<(), soc_core::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IsolationForest {
     params: IsolationForestParams,
