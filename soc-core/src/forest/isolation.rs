@@ -196,9 +196,9 @@ impl IsolationForestParams {
             n_features,
             max_samples,
             offset: -0.5,
-            norm: 0.0,
+            scoring: Scoring::default(),
         };
-        forest.norm = forest.compute_norm();
+        forest.scoring = Scoring::new(&forest.trees, forest.max_samples);
         if let Contamination::Fraction(c) = self.contamination {
             let mut s: Vec<f64> = forest.score_unchecked(x).into_iter().map(|a| -a).collect();
             forest.offset = numpy_percentile(&mut s, 100.0 * c);
@@ -207,7 +207,24 @@ impl IsolationForestParams {
     }
 }
 
-/// A fitted isolation forest. See the [module docs](self) for the sign conventions.
+/// A fitted isolation forest.
+///
+/// [`score_samples`](Self::score_samples) is the paper's anomaly score, HIGHER = MORE
+/// anomalous (scikit-learn's `score_samples` is its negative); `decision_function` and
+/// `predict` keep scikit-learn's sign (negative / `-1` = outlier).
+///
+/// ```
+/// use ndarray::array;
+/// use soc_core::{IsolationForestParams, Matrix};
+///
+/// let x = array![[0.0, 0.1], [0.1, 0.0], [0.05, 0.05], [0.1, 0.1], [5.0, 5.0]];
+/// let forest = IsolationForestParams { random_state: Some(0), ..Default::default() }
+///     .fit(Matrix::from(&x))?;
+/// let scores = forest.score_samples(Matrix::from(&x))?;
+/// assert!(scores[4] > scores[0]); // the far point is the most anomalous
+/// assert_eq!(forest.predict(Matrix::from(&x))?[4], -1);
+/// # Ok::<(), soc_core::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IsolationForest {
     params: IsolationForestParams,
@@ -215,9 +232,9 @@ pub struct IsolationForest {
     n_features: usize,
     max_samples: usize,
     offset: f64,
-    /// `n_trees * c(max_samples)`, rebuilt after loading.
+    /// Scoring layout derived from `trees`, rebuilt after loading.
     #[serde(skip)]
-    norm: f64,
+    scoring: Scoring,
 }
 
 impl IsolationForest {
@@ -238,7 +255,7 @@ impl IsolationForest {
             n_features,
             max_samples,
             offset,
-            norm: 0.0,
+            scoring: Scoring::default(),
         };
         f.after_load()?;
         Ok(f)
@@ -304,33 +321,64 @@ impl IsolationForest {
     /// Anomaly score `a(x)` of one dense `f32` row of length [`n_features`](Self::n_features).
     #[inline]
     pub(crate) fn score_row(&self, x: &[f32]) -> f64 {
-        let sum: f64 = self.trees.iter().map(|t| t.leaf_values(t.leaf(x))[0]).sum();
-        if self.norm > 0.0 {
-            (-sum / self.norm).exp2()
+        let sum = if self.scoring.flat_nodes.is_empty() {
+            self.trees.iter().map(|t| t.leaf_values(t.leaf(x))[0]).sum()
+        } else if self.n_features <= BLOCK_MAX_FEATURES {
+            self.scoring.path_length_sum::<true>(x)
+        } else {
+            self.scoring.path_length_sum::<false>(x)
+        };
+        self.score_from_sum(sum)
+    }
+
+    /// `a(x)` from the sum over the trees of the path lengths of `x`.
+    #[inline]
+    fn score_from_sum(&self, sum: f64) -> f64 {
+        let norm = self.scoring.norm;
+        if norm > 0.0 {
+            (-sum / norm).exp2()
         } else {
             // max_samples = 1: c = 0 and every path is 0; scikit-learn takes the ratio as 1.
             0.5
         }
     }
 
-    fn compute_norm(&self) -> f64 {
-        self.trees.len() as f64 * average_path_length(self.max_samples)
-    }
-
     /// Scores validated input, in parallel over row chunks.
     fn score_unchecked(&self, x: Matrix<'_>) -> Vec<f64> {
         let mut out = vec![0.0; x.n_rows()];
-        let n_features = self.n_features;
+        let p = self.n_features;
+        // With few features, score a block of rows tree by tree: the tree stays in L1 while
+        // all rows walk it, instead of every row pulling the whole forest through the cache.
+        let by_tree = !self.scoring.flat_nodes.is_empty() && p <= BLOCK_MAX_FEATURES;
         with_threads(self.params.n_jobs, || {
             out.par_chunks_mut(SCORE_CHUNK)
                 .enumerate()
                 .for_each(|(chunk, scores)| {
-                    let mut buf = vec![0f32; n_features];
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        let r = chunk * SCORE_CHUNK + j;
-                        x.load_row(r, &mut buf);
-                        *s = self.score_row(&buf);
-                        x.clear_row(r, &mut buf);
+                    let first = chunk * SCORE_CHUNK;
+                    if by_tree {
+                        let mut buf = vec![0f32; BLOCK_ROWS * p];
+                        let mut sums = [0f64; BLOCK_ROWS];
+                        for (b, block) in scores.chunks_mut(BLOCK_ROWS).enumerate() {
+                            let start = first + b * BLOCK_ROWS;
+                            let rows = block.len();
+                            for (j, row) in buf.chunks_exact_mut(p).take(rows).enumerate() {
+                                x.load_row(start + j, row);
+                            }
+                            self.scoring
+                                .path_length_sums(&buf[..rows * p], p, &mut sums[..rows]);
+                            for (j, (s, &sum)) in block.iter_mut().zip(&sums).enumerate() {
+                                *s = self.score_from_sum(sum);
+                                x.clear_row(start + j, &mut buf[j * p..(j + 1) * p]);
+                            }
+                        }
+                    } else {
+                        let mut buf = vec![0f32; p];
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            let r = first + j;
+                            x.load_row(r, &mut buf);
+                            *s = self.score_row(&buf);
+                            x.clear_row(r, &mut buf);
+                        }
                     }
                 });
         });
@@ -391,12 +439,194 @@ impl Artifact for IsolationForest {
                 )));
             }
         }
-        self.norm = self.compute_norm();
+        self.scoring = Scoring::new(&self.trees, self.max_samples);
         Ok(())
     }
 }
 
 impl_artifact_methods!(IsolationForest);
+
+/// Trees walked together, in lockstep, so that their independent walks overlap in the CPU.
+const GROUP: usize = 8;
+
+/// Rows scored together, tree by tree, when there are at most `BLOCK_MAX_FEATURES` features.
+const BLOCK_ROWS: usize = 64;
+const BLOCK_MAX_FEATURES: usize = 256;
+
+/// Deepest tree scored branch-free; a forest with a deeper tree (only possible by import)
+/// is scored with ordinary walks.
+const MAX_FLAT_DEPTH: u32 = 64;
+
+/// A node of the branch-free layout. A leaf loops on itself: its threshold is NaN, so every
+/// comparison fails and the walk "goes right" to the leaf again. A walk can then take a fixed
+/// number of steps (the tree's depth) with a conditional move instead of a branch per level:
+/// the branches of isolation trees on dense data are unpredictable and cost more than the
+/// extra steps.
+#[derive(Clone, Copy, Debug)]
+struct FlatNode {
+    feature: u32,
+    threshold: f32,
+    right: u32,
+}
+
+/// Bitwise, so that leaves (NaN thresholds) compare equal to themselves.
+impl PartialEq for FlatNode {
+    fn eq(&self, o: &Self) -> bool {
+        self.feature == o.feature
+            && self.threshold.to_bits() == o.threshold.to_bits()
+            && self.right == o.right
+    }
+}
+
+/// Everything scoring derives from the trees: never serialized, rebuilt by
+/// [`Scoring::new`].
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Scoring {
+    /// `n_trees * c(max_samples)`.
+    norm: f64,
+    /// All trees' nodes, indices absolute; empty when the trees are too deep to walk this way.
+    flat_nodes: Vec<FlatNode>,
+    /// Path length at each leaf of `flat_nodes` (0 at splits).
+    flat_values: Vec<f64>,
+    /// Root of each tree in `flat_nodes`.
+    roots: Vec<u32>,
+    /// Steps that bring every tree of a group (or a lone tree after the last full group) to
+    /// its leaf: the largest depth among them.
+    steps: Vec<u32>,
+    /// Depth of each tree.
+    depths: Vec<u32>,
+}
+
+impl Scoring {
+    fn new(trees: &[Tree], max_samples: usize) -> Self {
+        let mut s = Scoring {
+            norm: trees.len() as f64 * average_path_length(max_samples),
+            ..Default::default()
+        };
+        let depths: Vec<u32> = trees.iter().map(Tree::max_depth).collect();
+        let total: usize = trees.iter().map(|t| t.nodes().len()).sum();
+        if depths.iter().any(|&d| d > MAX_FLAT_DEPTH) || total >= u32::MAX as usize {
+            return s;
+        }
+        s.flat_nodes.reserve(total);
+        s.flat_values.reserve(total);
+        for t in trees {
+            let base = s.flat_nodes.len() as u32;
+            s.roots.push(base);
+            for (i, n) in t.nodes().iter().enumerate() {
+                let me = base + i as u32;
+                if n.feature == super::tree::LEAF {
+                    s.flat_nodes.push(FlatNode {
+                        feature: 0,
+                        threshold: f32::NAN,
+                        right: me,
+                    });
+                    s.flat_values.push(t.leaf_values(n.right as usize)[0]);
+                } else {
+                    s.flat_nodes.push(FlatNode {
+                        feature: n.feature,
+                        threshold: n.threshold,
+                        right: base + n.right,
+                    });
+                    s.flat_values.push(0.0);
+                }
+            }
+        }
+        let full = trees.len() / GROUP * GROUP;
+        for g in depths[..full].chunks(GROUP) {
+            s.steps.push(g.iter().copied().max().unwrap_or(0));
+        }
+        s.steps.extend_from_slice(&depths[full..]);
+        s.depths = depths;
+        s
+    }
+
+    /// One step of a walk from node `i`: to the child `x` goes to, or from a leaf to itself.
+    #[inline(always)]
+    fn step(&self, x: &[f32], i: u32) -> u32 {
+        let n = self.flat_nodes[i as usize];
+        // A conditional move, not a branch: dense data would mispredict every other level.
+        std::hint::select_unpredictable(
+            x[n.feature as usize] <= n.threshold,
+            i.wrapping_add(1),
+            n.right,
+        )
+    }
+
+    /// For each row of `xs` (`sums.len()` rows of `p` features), the sum over the trees, in
+    /// tree order, of its path lengths (the same numbers as [`path_length_sum`](Self::path_length_sum)).
+    fn path_length_sums(&self, xs: &[f32], p: usize, sums: &mut [f64]) {
+        sums.fill(0.0);
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            // GROUP rows in lockstep: independent walks that the CPU overlaps.
+            let mut rows = xs.chunks_exact(GROUP * p);
+            let mut row_sums = sums.chunks_exact_mut(GROUP);
+            for (xg, sg) in (&mut rows).zip(&mut row_sums) {
+                let mut at = [root; GROUP];
+                for _ in 0..depth {
+                    for (k, a) in at.iter_mut().enumerate() {
+                        *a = self.step(&xg[k * p..(k + 1) * p], *a);
+                    }
+                }
+                for (sum, a) in sg.iter_mut().zip(at) {
+                    *sum += self.flat_values[a as usize];
+                }
+            }
+            let rest = row_sums.into_remainder();
+            for (sum, x) in rest.iter_mut().zip(rows.remainder().chunks_exact(p)) {
+                let mut a = root;
+                for _ in 0..depth {
+                    a = self.step(x, a);
+                }
+                *sum += self.flat_values[a as usize];
+            }
+        }
+    }
+
+    /// Sum over the trees, in tree order, of the path length of `x`.
+    ///
+    /// `CMOV` picks the step: a conditional move for dense rows of few features, whose
+    /// branches are unpredictable; a plain branch for wide sparse rows (mostly zeros), where
+    /// it is well predicted and lets the CPU run ahead of the chain of loads.
+    #[inline]
+    fn path_length_sum<const CMOV: bool>(&self, x: &[f32]) -> f64 {
+        let nodes = &self.flat_nodes[..];
+        let step = |i: u32| {
+            if CMOV {
+                return self.step(x, i);
+            }
+            let n = nodes[i as usize];
+            if x[n.feature as usize] <= n.threshold {
+                i.wrapping_add(1)
+            } else {
+                n.right
+            }
+        };
+        let n_groups = self.roots.len() / GROUP;
+        let mut sum = 0.0;
+        for (roots, &steps) in self.roots.chunks_exact(GROUP).zip(&self.steps) {
+            let mut at = [0u32; GROUP];
+            at.copy_from_slice(roots);
+            for _ in 0..steps {
+                for a in &mut at {
+                    *a = step(*a);
+                }
+            }
+            for a in at {
+                sum += self.flat_values[a as usize];
+            }
+        }
+        let rest = &self.roots[n_groups * GROUP..];
+        for (&root, &steps) in rest.iter().zip(&self.steps[n_groups..]) {
+            let mut a = root;
+            for _ in 0..steps {
+                a = step(a);
+            }
+            sum += self.flat_values[a as usize];
+        }
+        sum
+    }
+}
 
 /// What every tree of one fit shares.
 struct GrowSpec<'a> {
@@ -837,6 +1067,7 @@ mod tests {
                 n_jobs: Some(jobs),
                 max_features: MaxFeatures::Fraction(0.7),
                 contamination: Contamination::Fraction(0.2),
+                n_estimators: 40,
                 ..params(21)
             }
             .fit((&csr).into())
@@ -857,7 +1088,10 @@ mod tests {
         .fit((&csr).into())
         .unwrap();
         assert_ne!(a.trees(), c.trees());
-        let u = IsolationForestParams::default();
+        let u = IsolationForestParams {
+            n_estimators: 5,
+            ..Default::default()
+        };
         assert_ne!(
             u.fit((&csr).into()).unwrap().trees(),
             u.fit((&csr).into()).unwrap().trees()
@@ -979,6 +1213,62 @@ mod tests {
             IsolationForest::from_parts(trees.clone(), 3, 200, -0.5, f.params().clone()).is_err()
         );
         assert!(IsolationForest::from_parts(trees, 12, 200, f64::NAN, f.params().clone()).is_err());
+    }
+
+    /// The plain walk of every tree, for comparison with the branch-free layout.
+    fn reference_score(f: &IsolationForest, x: &Array2<f64>) -> Vec<f64> {
+        x.rows()
+            .into_iter()
+            .map(|r| {
+                let row: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+                let sum: f64 = f.trees().iter().map(|t| t.predict(&row)[0]).sum();
+                (-sum / (f.n_estimators() as f64 * average_path_length(f.max_samples()))).exp2()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn branch_free_walk_equals_tree_walk() {
+        for (x, n_estimators) in [
+            (cluster_with_outlier(300, 5, 2), 100),
+            (sparse_like(300, 20, 0.2, 3), 13),
+            (cluster_with_outlier(50, 2, 4), 3),
+            // more than BLOCK_MAX_FEATURES: scored row by row
+            (sparse_like(203, BLOCK_MAX_FEATURES + 40, 0.05, 5), 21),
+        ] {
+            let f = IsolationForestParams {
+                n_estimators,
+                ..params(6)
+            }
+            .fit((&x).into())
+            .unwrap();
+            assert!(!f.scoring.flat_nodes.is_empty());
+            let expected = reference_score(&f, &x);
+            assert_eq!(f.score_samples((&x).into()).unwrap(), expected);
+            for (r, e) in x.rows().into_iter().zip(&expected) {
+                let row: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+                assert_eq!(f.score_row(&row), *e);
+            }
+        }
+        // A tree deeper than the branch-free limit (only possible by import) is walked plainly.
+        let mut b = TreeBuilder::new(1);
+        let splits: Vec<usize> = (0..100).map(|k| b.push_split(0, f64::from(k))).collect();
+        b.push_leaf(&[100.0]);
+        for (k, s) in splits.into_iter().enumerate().rev() {
+            b.set_right(s);
+            b.push_leaf(&[k as f64 + 1.0]);
+        }
+        let p = IsolationForestParams {
+            n_estimators: 1,
+            ..params(0)
+        };
+        let f = IsolationForest::from_parts(vec![b.finish()], 1, 256, -0.5, p).unwrap();
+        assert!(f.scoring.flat_nodes.is_empty());
+        let x = ndarray::array![[-1.0], [0.5], [50.5], [1000.0]];
+        assert_eq!(
+            f.score_samples((&x).into()).unwrap(),
+            reference_score(&f, &x)
+        );
     }
 
     #[test]
