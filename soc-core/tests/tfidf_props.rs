@@ -120,3 +120,80 @@ fn artifact_round_trip_keeps_transform() {
         assert_eq!(back.transform(&docs), v.transform(&docs));
     }
 }
+
+/// CPU time of this thread in seconds (Linux; wall time elsewhere), so a loaded machine does
+/// not inflate the figures.
+fn cpu_seconds(wall: std::time::Instant) -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or_else(|| wall.elapsed().as_secs_f64(), |ns| ns * 1e-9)
+}
+
+/// Throughput of `transform_into` on BGL lines (run with
+/// `cargo test -p soc-core --release --test tfidf_props -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn transform_speed() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/loghub_bgl_2k/BGL_2k.log");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |(_, r)| r.trim_end()))
+        .collect();
+    let bytes: usize = lines.iter().map(|l| l.len()).sum();
+    eprintln!("{} lines, mean {} bytes", lines.len(), bytes / lines.len());
+    for (name, p) in [
+        ("word", TfidfParams::default()),
+        (
+            "word 1-2",
+            TfidfParams {
+                ngram_range: (1, 2),
+                ..TfidfParams::default()
+            },
+        ),
+        (
+            "word stem",
+            TfidfParams {
+                stem: true,
+                ..TfidfParams::default()
+            },
+        ),
+        (
+            "char_wb 2-4",
+            TfidfParams {
+                analyzer: Analyzer::CharWb,
+                ngram_range: (2, 4),
+                ..TfidfParams::default()
+            },
+        ),
+    ] {
+        if std::env::var("SOC_SPEED_ONLY").is_ok_and(|o| o != name) {
+            continue;
+        }
+        let v = p.fit(&lines).unwrap();
+        let w = std::time::Instant::now();
+        let t = cpu_seconds(w);
+        let _ = p.fit(&lines).unwrap();
+        let fit = (cpu_seconds(w) - t) / lines.len() as f64;
+        let mut row = Vec::new();
+        let reps = 50;
+        let w = std::time::Instant::now();
+        let t = cpu_seconds(w);
+        let mut nnz = 0;
+        for _ in 0..reps {
+            for l in &lines {
+                v.transform_into(l, &mut row);
+                nnz += row.len();
+            }
+        }
+        let per = (cpu_seconds(w) - t) / (reps * lines.len()) as f64;
+        eprintln!(
+            "{name}: transform_into {:.0} ns/line ({:.0} lines/s), fit {:.0} ns/line, nnz {nnz}",
+            per * 1e9,
+            1.0 / per,
+            fit * 1e9
+        );
+    }
+}
