@@ -39,11 +39,24 @@ impl Hasher for FxHasher {
                 c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
             ]));
         }
+        // The last 1..7 bytes as one word, read piecewise (a copy into a stack buffer would
+        // stall on store forwarding).
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
+            let mut word = 0u64;
+            let mut k = 0;
+            if rest.len() >= 4 {
+                word = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+                k = 4;
+            }
+            if rest.len() - k >= 2 {
+                word |= u64::from(u16::from_le_bytes([rest[k], rest[k + 1]])) << (8 * k);
+                k += 2;
+            }
+            if rest.len() > k {
+                word |= u64::from(rest[k]) << (8 * k);
+            }
+            self.add(word ^ ((rest.len() as u64) << 59));
         }
     }
 
