@@ -92,26 +92,26 @@ fn data_dir() -> PathBuf {
     workspace().join("../shared/data")
 }
 
-/// Every 50th payload of the httpparams training set (about 400, benign and attacks).
+/// Every 80th payload of the httpparams training set (259, benign and attacks).
 fn http_payloads() -> Vec<String> {
     let path = data_dir().join("httpparams/payload_train.csv");
     let mut r = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let mut docs = Vec::new();
     for (i, rec) in r.records().enumerate() {
         let rec = rec.unwrap();
-        if i % 50 == 0 {
+        if i % 80 == 0 {
             docs.push(rec[0].to_string());
         }
     }
     docs
 }
 
-/// Every 5th BGL line (400), without the label token.
+/// Every 8th BGL line (250), without the label token.
 fn bgl_lines() -> Vec<String> {
     let path = data_dir().join("loghub_bgl_2k/BGL_2k.log");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     text.lines()
-        .step_by(5)
+        .step_by(8)
         .map(|l| {
             let l = l.trim_end_matches('\r');
             l.split_once(' ').map_or("", |(_, rest)| rest).to_string()
