@@ -199,6 +199,33 @@ pub(crate) struct Scratch {
     gram: String,
 }
 
+/// Buffers grown past this by one huge document are freed after it.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+impl Scratch {
+    /// Frees buffers that one huge document made large, so a thread does not keep them.
+    pub(crate) fn trim(&mut self) {
+        if self.lower.capacity() > SCRATCH_KEEP {
+            self.lower = String::new();
+        }
+        if self.text.capacity() > SCRATCH_KEEP {
+            self.text = String::new();
+        }
+        if self.toks.capacity() > SCRATCH_KEEP {
+            self.toks = String::new();
+        }
+        if self.gram.capacity() > SCRATCH_KEEP {
+            self.gram = String::new();
+        }
+        if self.bounds.capacity() > SCRATCH_KEEP / 8 {
+            self.bounds = Vec::new();
+        }
+        if self.ends.capacity() > SCRATCH_KEEP / 8 {
+            self.ends = Vec::new();
+        }
+    }
+}
+
 /// Most stems kept per thread before the cache is emptied.
 const STEM_CACHE_CAP: usize = 1 << 16;
 

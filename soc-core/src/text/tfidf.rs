@@ -23,7 +23,12 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch, &mut Vec<u32>) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => {
             let (scratch, ids) = &mut *s;
-            f(scratch, ids)
+            let r = f(scratch, ids);
+            scratch.trim();
+            if ids.capacity() > 1 << 18 {
+                *ids = Vec::new();
+            }
+            r
         }
         Err(_) => f(&mut Scratch::default(), &mut Vec::new()),
     })
