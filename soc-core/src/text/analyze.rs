@@ -39,11 +39,24 @@ impl Hasher for FxHasher {
                 c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
             ]));
         }
+        // The last 1..7 bytes as one word, read piecewise (a copy into a stack buffer would
+        // stall on store forwarding).
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
+            let mut word = 0u64;
+            let mut k = 0;
+            if rest.len() >= 4 {
+                word = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+                k = 4;
+            }
+            if rest.len() - k >= 2 {
+                word |= u64::from(u16::from_le_bytes([rest[k], rest[k + 1]])) << (8 * k);
+                k += 2;
+            }
+            if rest.len() > k {
+                word |= u64::from(rest[k]) << (8 * k);
+            }
+            self.add(word ^ ((rest.len() as u64) << 59));
         }
     }
 
@@ -65,6 +78,82 @@ impl Hasher for FxHasher {
 
 /// `HashMap` with [`FxHasher`].
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// FxHash of a term, with the high bits mixed down.
+#[inline]
+fn term_hash(term: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(term.as_bytes());
+    let h = h.finish();
+    h ^ (h >> 29)
+}
+
+const EMPTY_SLOT: u32 = u32::MAX;
+
+/// The fitted vocabulary as a compact open-addressing table: term → column.
+///
+/// Slots are 8 bytes (a 32-bit hash fingerprint and the column) and the terms sit back to
+/// back in one arena, so a lookup touches one slot and, on a fingerprint match, one short
+/// run of the arena: friendlier to the cache than a map of boxed strings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TermIndex {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+    arena: String,
+    starts: Vec<usize>,
+}
+
+impl TermIndex {
+    /// Indexes `terms` (unique; column = position). At most `u32::MAX - 1` terms.
+    pub(crate) fn new(terms: &[String]) -> Self {
+        let n_slots = (terms.len() * 2).next_power_of_two().max(16);
+        let shift = 64 - n_slots.trailing_zeros();
+        let mut index = TermIndex {
+            slots: vec![(0, EMPTY_SLOT); n_slots],
+            shift,
+            arena: String::with_capacity(terms.iter().map(String::len).sum()),
+            starts: Vec::with_capacity(terms.len() + 1),
+        };
+        index.starts.push(0);
+        let mask = n_slots - 1;
+        for (id, t) in terms.iter().enumerate() {
+            index.arena.push_str(t);
+            index.starts.push(index.arena.len());
+            let h = term_hash(t);
+            let mut i = (h >> shift) as usize;
+            while index.slots[i].1 != EMPTY_SLOT {
+                i = (i + 1) & mask;
+            }
+            index.slots[i] = (h as u32, id as u32);
+        }
+        index
+    }
+
+    /// The column of `term`.
+    #[inline]
+    pub(crate) fn get(&self, term: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let h = term_hash(term);
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let (fp, id) = self.slots[i];
+            if id == EMPTY_SLOT {
+                return None;
+            }
+            if fp == h as u32 {
+                let id_ = id as usize;
+                if self.arena.as_bytes()[self.starts[id_]..self.starts[id_ + 1]] == *term.as_bytes()
+                {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
 
 /// Python's `str.isspace` (what `\s` and `str.split()` use): Unicode `White_Space` plus the
 /// four information separators U+001C..U+001F.
@@ -108,6 +197,33 @@ pub(crate) struct Scratch {
     toks: String,
     ends: Vec<usize>,
     gram: String,
+}
+
+/// Buffers grown past this by one huge document are freed after it.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+impl Scratch {
+    /// Frees buffers that one huge document made large, so a thread does not keep them.
+    pub(crate) fn trim(&mut self) {
+        if self.lower.capacity() > SCRATCH_KEEP {
+            self.lower = String::new();
+        }
+        if self.text.capacity() > SCRATCH_KEEP {
+            self.text = String::new();
+        }
+        if self.toks.capacity() > SCRATCH_KEEP {
+            self.toks = String::new();
+        }
+        if self.gram.capacity() > SCRATCH_KEEP {
+            self.gram = String::new();
+        }
+        if self.bounds.capacity() > SCRATCH_KEEP / 8 {
+            self.bounds = Vec::new();
+        }
+        if self.ends.capacity() > SCRATCH_KEEP / 8 {
+            self.ends = Vec::new();
+        }
+    }
 }
 
 /// Most stems kept per thread before the cache is emptied.
@@ -509,6 +625,19 @@ mod tests {
             terms(&p, "connections failed"),
             sorted(&["connect", "fail", "connect fail"])
         );
+    }
+
+    #[test]
+    fn term_index_finds_every_term() {
+        let terms: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+        let index = TermIndex::new(&terms);
+        for (i, t) in terms.iter().enumerate() {
+            assert_eq!(index.get(t), Some(i as u32));
+        }
+        assert_eq!(index.get("t1000"), None);
+        assert_eq!(index.get(""), None);
+        assert_eq!(TermIndex::default().get("t1"), None);
+        assert_eq!(TermIndex::new(&[String::new()]).get(""), Some(0));
     }
 
     #[test]

@@ -30,7 +30,8 @@
 //!   is Python's `\w` except in rare cases: Rust counts the `Other_Alphabetic` combining marks
 //!   (e.g. Devanagari vowel signs) as word characters, Python does not.
 //! - A custom `token_pattern` is compiled with the `regex` crate: no look-around or
-//!   back-references (rejected as an invalid parameter), Rust's Unicode `\w` / `\b`, and an empty
+//!   back-references (rejected as an invalid parameter), Rust's Unicode `\w` / `\b` / `\s` (its
+//!   `\s` lacks the separators U+001C..U+001F that Python counts as space), and an empty
 //!   match right after a non-empty one is not reported (Python reports it as an empty token).
 //! - Lowercasing is Rust's `str::to_lowercase` (full Unicode mapping with final sigma, as
 //!   Python's `str.lower`); whitespace for `char` / `char_wb` is Python's `str.isspace`.

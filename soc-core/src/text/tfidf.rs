@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::analyze::{Analysis, FxHashMap, Scratch};
+use super::analyze::{Analysis, FxHashMap, Scratch, TermIndex};
 use super::{DocFreq, Norm, TfidfParams};
 use crate::error::{Error, Result};
 use crate::model::{Artifact, impl_artifact_methods};
@@ -23,7 +23,12 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch, &mut Vec<u32>) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => {
             let (scratch, ids) = &mut *s;
-            f(scratch, ids)
+            let r = f(scratch, ids);
+            scratch.trim();
+            if ids.capacity() > 1 << 18 {
+                *ids = Vec::new();
+            }
+            r
         }
         Err(_) => f(&mut Scratch::default(), &mut Vec::new()),
     })
@@ -159,7 +164,7 @@ impl TfidfParams {
             params: self.clone(),
             feature_names,
             idf,
-            index: FxHashMap::default(),
+            index: TermIndex::default(),
             analysis: Some(analysis),
         };
         v.build_index();
@@ -186,7 +191,7 @@ pub struct TfidfVectorizer {
     feature_names: Vec<String>,
     idf: Vec<f64>,
     #[serde(skip)]
-    index: FxHashMap<Box<str>, u32>,
+    index: TermIndex,
     #[serde(skip)]
     analysis: Option<Analysis>,
 }
@@ -229,7 +234,7 @@ impl TfidfVectorizer {
             params,
             feature_names,
             idf,
-            index: FxHashMap::default(),
+            index: TermIndex::default(),
             analysis: None,
         };
         v.check_and_index().map_err(|e| match e {
@@ -251,7 +256,7 @@ impl TfidfVectorizer {
                 "a vectorizer needs at least one feature",
             ));
         }
-        if n > u32::MAX as usize {
+        if n >= u32::MAX as usize {
             return Err(Error::invalid_model(format!("{n} features is too many")));
         }
         if self.idf.len() != n {
@@ -277,12 +282,7 @@ impl TfidfVectorizer {
     }
 
     fn build_index(&mut self) {
-        self.index = self
-            .feature_names
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (Box::from(t.as_str()), i as u32))
-            .collect();
+        self.index = TermIndex::new(&self.feature_names);
     }
 
     /// Rebuilds the caches after deserialization and validates everything a hostile payload
@@ -318,7 +318,7 @@ impl TfidfVectorizer {
         with_scratch(|scratch, ids| {
             ids.clear();
             analysis.run(doc, scratch, |term| {
-                if let Some(&id) = self.index.get(term) {
+                if let Some(id) = self.index.get(term) {
                     ids.push(id);
                 }
             });
@@ -366,7 +366,7 @@ impl TfidfVectorizer {
 
     /// The column of `term`, if it is in the vocabulary.
     pub fn vocabulary(&self, term: &str) -> Option<u32> {
-        self.index.get(term).copied()
+        self.index.get(term)
     }
 
     /// The idf weight of each column (all ones when `use_idf` is false).
