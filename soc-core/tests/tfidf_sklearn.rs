@@ -1,9 +1,10 @@
 //! Parity with scikit-learn's `TfidfVectorizer`: same vocabulary, idf and matrix on real data.
 //!
-//! Needs a Python with scikit-learn: `SOC_PYTHON`, else `/tmp/skl/bin/python`, else the
-//! workspace's `.venv/bin/python` (which `scripts/test.sh` sets up). Without one the test fails.
+//! Needs a Python with scikit-learn: `SOC_PYTHON`, else the workspace's `.venv/bin/python`
+//! (which `scripts/test.sh` sets up). Without one the test fails.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -58,39 +59,7 @@ for docs in req["corpora"]:
 json.dump(out, sys.stdout)
 "#;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn has_sklearn(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import sklearn"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn python() -> PathBuf {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SOC_PYTHON") {
-        candidates.push(p.into());
-    }
-    candidates.push("/tmp/skl/bin/python".into());
-    candidates.push(workspace().join(".venv/bin/python"));
-    for c in &candidates {
-        if c.exists() && has_sklearn(c) {
-            return c.clone();
-        }
-    }
-    panic!(
-        "no Python with scikit-learn found (tried {candidates:?}); run scripts/test.sh, which \
-         creates .venv with scikit-learn, or set SOC_PYTHON"
-    );
-}
-
-fn data_dir() -> PathBuf {
-    workspace().join("../shared/data")
-}
+use common::{data_dir, python};
 
 /// Every 80th payload of the httpparams training set (259, benign and attacks).
 fn http_payloads() -> Vec<String> {

@@ -161,8 +161,12 @@ pub struct Detector {
     forest: Option<RandomForestClassifier>,
     risk: RiskScorer,
     stats: Vec<FeatureStats>,
-    /// Rarity given to a line without any known term.
+    /// Rarity given to a line without any known word.
     unknown_idf: f64,
+    /// Rarity (idf) of each vocabulary term that is a word; `None` for terms with digits
+    /// (timestamps, ids, sizes), which are rare without being unusual.
+    #[serde(skip)]
+    word_rarity: Vec<Option<f64>>,
     n_samples: usize,
     n_malicious: usize,
 }
@@ -262,6 +266,7 @@ impl DetectorParams {
         let tfidf = self.tfidf.fit(&texts)?;
         let tfidf_rows = tfidf.transform(&texts);
         let unknown_idf = tfidf.idf().iter().copied().fold(1.0, f64::max) + 1.0;
+        let word_rarity = word_rarity(&tfidf);
 
         let structural: Vec<[f64; N_STRUCTURAL]> = (0..texts.len())
             .into_par_iter()
@@ -323,10 +328,20 @@ impl DetectorParams {
             risk,
             stats,
             unknown_idf,
+            word_rarity,
             n_samples: texts.len(),
             n_malicious: labels.map_or(0, |l| l.iter().filter(|&&m| m).count()),
         })
     }
+}
+
+fn word_rarity(tfidf: &TfidfVectorizer) -> Vec<Option<f64>> {
+    tfidf
+        .feature_names()
+        .iter()
+        .zip(tfidf.idf())
+        .map(|(term, &idf)| (!term.chars().any(|c| c.is_ascii_digit())).then_some(idf))
+        .collect()
 }
 
 fn feature_stats(mut values: Vec<f64>) -> FeatureStats {
@@ -427,10 +442,12 @@ impl Detector {
     fn featurize(&self, text: &str, scratch: &mut Scratch) -> f64 {
         let text = truncate(text, self.params.max_line_bytes);
         self.tfidf.transform_into(text, &mut scratch.terms);
-        let idf = self.tfidf.idf();
         structural_features(
             text,
-            scratch.terms.iter().map(|&(c, _)| idf[c as usize]),
+            scratch
+                .terms
+                .iter()
+                .filter_map(|&(c, _)| self.word_rarity[c as usize]),
             self.unknown_idf,
             &mut scratch.structural,
         );
@@ -554,6 +571,7 @@ impl Artifact for Detector {
             .validate()
             .map_err(|e| Error::invalid_model(e.to_string()))?;
         self.tfidf.after_load()?;
+        self.word_rarity = word_rarity(&self.tfidf);
         self.isolation.after_load()?;
         self.risk.after_load()?;
         if self.isolation.n_features() != N_STRUCTURAL {

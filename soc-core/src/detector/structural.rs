@@ -33,8 +33,8 @@ pub(crate) const NAMES: [&str; N_STRUCTURAL] = [
 
 /// Computes the structural features of `text` into `out`.
 ///
-/// `term_idf` yields the idf of each of the line's in-vocabulary terms; `unknown_idf` is the
-/// rarity given to a line without any (rarer than every known term).
+/// `term_idf` yields the idf of each of the line's in-vocabulary words; `unknown_idf` is the
+/// rarity given to a line without any (rarer than every known word).
 pub(crate) fn structural_features(
     text: &str,
     term_idf: impl Iterator<Item = f64>,
