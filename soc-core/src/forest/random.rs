@@ -225,7 +225,9 @@ impl RandomForestParams {
             n_features,
             trees,
             feature_importances: importances,
-        })
+            chains: Vec::new(),
+        }
+        .indexed())
     }
 }
 
@@ -237,6 +239,9 @@ pub struct RandomForestClassifier {
     n_features: usize,
     trees: Vec<Tree>,
     feature_importances: Vec<f64>,
+    /// Chain index of each tree (derived from `trees`, rebuilt after loading).
+    #[serde(skip)]
+    chains: Vec<ChainIndex>,
 }
 
 /// Rows per parallel prediction task.
@@ -259,9 +264,10 @@ impl RandomForestClassifier {
             n_features,
             trees,
             feature_importances,
+            chains: Vec::new(),
         };
         model.check()?;
-        Ok(model)
+        Ok(model.indexed())
     }
 
     fn check(&mut self) -> Result<()> {
@@ -323,10 +329,21 @@ impl RandomForestClassifier {
                 .enumerate()
                 .for_each(|(chunk, block)| {
                     let mut buf = vec![0.0f32; self.n_features];
+                    let mut nz: Vec<u32> = Vec::new();
                     for (j, row_out) in block.chunks_mut(c).enumerate() {
                         let r = chunk * PREDICT_CHUNK + j;
                         x.load_row(r, &mut buf);
-                        self.proba_row(&buf, row_out);
+                        let nz: &[u32] = match x {
+                            Matrix::Sparse(s) => s.row(r).0,
+                            Matrix::Dense(_) => {
+                                nz.clear();
+                                nz.extend(
+                                    (0..buf.len() as u32).filter(|&f| buf[f as usize] != 0.0),
+                                );
+                                &nz
+                            }
+                        };
+                        self.proba_row_nz(&buf, nz, row_out);
                         x.clear_row(r, &mut buf);
                     }
                 });
@@ -364,6 +381,26 @@ impl RandomForestClassifier {
         }
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|o| *o /= n);
+    }
+
+    /// [`proba_row`](Self::proba_row) for a row whose non-zero features are (a superset of)
+    /// `nz`: long chains of splits that send zeros left are crossed by looking up only the
+    /// row's own features. Same result as `proba_row`.
+    pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
+        out.fill(0.0);
+        for (tree, chains) in self.trees.iter().zip(&self.chains) {
+            let leaf = chains.leaf(tree, x, nz);
+            for (o, v) in out.iter_mut().zip(tree.leaf_values(leaf)) {
+                *o += v;
+            }
+        }
+        let n = self.trees.len() as f64;
+        out.iter_mut().for_each(|o| *o /= n);
+    }
+
+    fn indexed(mut self) -> Self {
+        self.chains = self.trees.iter().map(ChainIndex::new).collect();
+        self
     }
 
     /// The classes, sorted: column order of [`predict_proba`](Self::predict_proba).
@@ -412,6 +449,104 @@ impl RandomForestClassifier {
     }
 }
 
+/// Shortest chain worth indexing.
+const MIN_CHAIN: usize = 8;
+
+/// Index of a tree's long chains. Trees grown on text are mostly chains of splits
+/// `x[f] <= t` with `t >= 0` whose left child is the next node: a sparse row, zero on almost
+/// every `f`, walks down thousands of them. For each chain of at least [`MIN_CHAIN`] such
+/// nodes, the `(feature, node)` pairs sorted by feature let a walk find where the row leaves
+/// the chain from the row's own non-zero features: the first chain node whose feature is
+/// one of them with a value above the threshold (every other node sends the row left).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ChainIndex {
+    /// For each node: the chain starting there, or `u32::MAX`.
+    chain_at: Vec<u32>,
+    /// `(end, first pair, end of pairs)`: `end` is the node a row reaches when it stays left.
+    chains: Vec<(u32, u32, u32)>,
+    /// `(feature, node)`, sorted within each chain.
+    pairs: Vec<(u32, u32)>,
+}
+
+impl ChainIndex {
+    fn new(tree: &Tree) -> Self {
+        let nodes = tree.nodes();
+        let zero_left =
+            |i: usize| nodes[i].feature != super::tree::LEAF && nodes[i].threshold >= 0.0;
+        let mut index = ChainIndex {
+            chain_at: vec![u32::MAX; nodes.len()],
+            ..Default::default()
+        };
+        let mut i = 0;
+        while i < nodes.len() {
+            if !zero_left(i) {
+                i += 1;
+                continue;
+            }
+            // A chain starts at a node that is not the left child of a zero-left split.
+            let mut end = i;
+            while end < nodes.len() && zero_left(end) {
+                end += 1;
+            }
+            if end - i >= MIN_CHAIN {
+                let first = index.pairs.len();
+                index
+                    .pairs
+                    .extend((i..end).map(|k| (nodes[k].feature, k as u32)));
+                index.pairs[first..].sort_unstable();
+                index.chain_at[i] = index.chains.len() as u32;
+                index
+                    .chains
+                    .push((end as u32, first as u32, index.pairs.len() as u32));
+            }
+            i = end;
+        }
+        index
+    }
+
+    /// Leaf row that `x` (dense, non-zeros among `nz`) reaches in `tree`.
+    #[inline]
+    fn leaf(&self, tree: &Tree, x: &[f32], nz: &[u32]) -> usize {
+        let nodes = tree.nodes();
+        let mut i = 0usize;
+        loop {
+            let node = nodes[i];
+            if node.feature == super::tree::LEAF {
+                return node.right as usize;
+            }
+            let chain = self.chain_at[i];
+            if chain != u32::MAX {
+                let (end, a, b) = self.chains[chain as usize];
+                let pairs = &self.pairs[a as usize..b as usize];
+                let mut exit = end as usize;
+                for &f in nz {
+                    let v = x[f as usize];
+                    let mut k = pairs.partition_point(|p| p.0 < f);
+                    while k < pairs.len() && pairs[k].0 == f && (pairs[k].1 as usize) < exit {
+                        let m = pairs[k].1 as usize;
+                        if v > nodes[m].threshold {
+                            exit = m;
+                            break;
+                        }
+                        k += 1;
+                    }
+                }
+                i = if exit == end as usize {
+                    exit
+                } else {
+                    nodes[exit].right as usize
+                };
+                continue;
+            }
+            i = if x[node.feature as usize] <= node.threshold {
+                i + 1
+            } else {
+                node.right as usize
+            };
+        }
+    }
+}
+
 impl Artifact for RandomForestClassifier {
     const KIND: &'static str = "random_forest_classifier";
 
@@ -431,7 +566,9 @@ impl Artifact for RandomForestClassifier {
     }
 
     fn after_load(&mut self) -> Result<()> {
-        self.check()
+        self.check()?;
+        self.chains = self.trees.iter().map(ChainIndex::new).collect();
+        Ok(())
     }
 }
 
@@ -1172,6 +1309,13 @@ mod tests {
         let pa = a.predict_proba((&x).into()).unwrap();
         let pb = a.predict_proba((&csr).into()).unwrap();
         assert_eq!(pa, pb);
+        // the chain-skipping walk agrees with the plain one
+        let mut plain = vec![0.0; 2];
+        for (r, row) in x.rows().into_iter().enumerate() {
+            let buf: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            a.proba_row(&buf, &mut plain);
+            assert_eq!(plain, pa.row(r).to_vec());
+        }
         let acc = a
             .predict((&x).into())
             .unwrap()
@@ -1421,5 +1565,54 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<RandomForestClassifier>();
         check::<RandomForestParams>();
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::sparse::CsrMatrix;
+
+    #[test]
+    fn chain_walk_matches_plain_walk_on_sparse_text_like_data() {
+        // Many rare features, each mostly marking one class: trees become long chains.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (n, f) = (400, 300);
+        let mut x = Array2::zeros((n, f));
+        let mut y = vec![0i64; n];
+        for i in 0..n {
+            y[i] = i64::from(rng.random::<f64>() < 0.4);
+            for _ in 0..3 {
+                let j = rng.random_range(0..f);
+                x[[i, j]] = if rng.random::<f64>() < 0.1 {
+                    -0.5
+                } else {
+                    rng.random()
+                };
+            }
+        }
+        let csr = CsrMatrix::from_dense(x.view());
+        let m = RandomForestParams {
+            n_estimators: 5,
+            random_state: Some(1),
+            n_jobs: Some(1),
+            ..Default::default()
+        }
+        .fit((&csr).into(), &y)
+        .unwrap();
+        assert!(m.chains.iter().any(|c| !c.chains.is_empty()));
+        let p = m.predict_proba((&csr).into()).unwrap();
+        let mut plain = vec![0.0; 2];
+        let mut buf = vec![0f32; f];
+        for r in 0..n {
+            Matrix::Sparse(&csr).load_row(r, &mut buf);
+            m.proba_row(&buf, &mut plain);
+            assert_eq!(plain, p.row(r).to_vec(), "row {r}");
+            Matrix::Sparse(&csr).clear_row(r, &mut buf);
+        }
     }
 }
