@@ -225,7 +225,7 @@ impl RandomForestParams {
             n_features,
             trees,
             feature_importances: importances,
-            chains: Vec::new(),
+            chains: ChainIndex::default(),
         }
         .indexed())
     }
@@ -241,7 +241,7 @@ pub struct RandomForestClassifier {
     feature_importances: Vec<f64>,
     /// Chain index of each tree (derived from `trees`, rebuilt after loading).
     #[serde(skip)]
-    chains: Vec<ChainIndex>,
+    chains: ChainIndex,
 }
 
 /// Rows per parallel prediction task.
@@ -264,7 +264,7 @@ impl RandomForestClassifier {
             n_features,
             trees,
             feature_importances,
-            chains: Vec::new(),
+            chains: ChainIndex::default(),
         };
         model.check()?;
         Ok(model.indexed())
@@ -330,6 +330,7 @@ impl RandomForestClassifier {
                 .for_each(|(chunk, block)| {
                     let mut buf = vec![0.0f32; self.n_features];
                     let mut nz: Vec<u32> = Vec::new();
+                    let mut cursors = Vec::new();
                     for (j, row_out) in block.chunks_mut(c).enumerate() {
                         let r = chunk * PREDICT_CHUNK + j;
                         x.load_row(r, &mut buf);
@@ -343,7 +344,10 @@ impl RandomForestClassifier {
                                 &nz
                             }
                         };
-                        self.proba_row_nz(&buf, nz, row_out);
+                        row_out.fill(0.0);
+                        self.sum_leaves(&buf, nz, &mut cursors, row_out);
+                        let k = self.trees.len() as f64;
+                        row_out.iter_mut().for_each(|o| *o /= k);
                         x.clear_row(r, &mut buf);
                     }
                 });
@@ -388,18 +392,13 @@ impl RandomForestClassifier {
     /// row's own features. Same result as `proba_row`.
     pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
         out.fill(0.0);
-        for (tree, chains) in self.trees.iter().zip(&self.chains) {
-            let leaf = chains.leaf(tree, x, nz);
-            for (o, v) in out.iter_mut().zip(tree.leaf_values(leaf)) {
-                *o += v;
-            }
-        }
+        self.sum_leaves(x, nz, &mut Vec::new(), out);
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|o| *o /= n);
     }
 
     fn indexed(mut self) -> Self {
-        self.chains = self.trees.iter().map(ChainIndex::new).collect();
+        self.chains = ChainIndex::new(&self.trees, self.n_features);
         self
     }
 
@@ -452,97 +451,137 @@ impl RandomForestClassifier {
 /// Shortest chain worth indexing.
 const MIN_CHAIN: usize = 8;
 
-/// Index of a tree's long chains. Trees grown on text are mostly chains of splits
+/// Index of the forest's long chains. Trees grown on text are mostly chains of splits
 /// `x[f] <= t` with `t >= 0` whose left child is the next node: a sparse row, zero on almost
-/// every `f`, walks down thousands of them. For each chain of at least [`MIN_CHAIN`] such
-/// nodes, the `(feature, node)` pairs sorted by feature let a walk find where the row leaves
-/// the chain from the row's own non-zero features: the first chain node whose feature is
-/// one of them with a value above the threshold (every other node sends the row left).
+/// every `f`, walks down thousands of them. For every chain of at least [`MIN_CHAIN`] such
+/// nodes, a walk finds where the row leaves it from the row's own non-zero features: the
+/// first chain node testing one of them with a value above the threshold (every other node
+/// sends the row left). Chain nodes are listed per feature, sorted by (tree, node), so a row
+/// reads only the lists of its own features, tree after tree.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct ChainIndex {
-    /// For each node: the chain starting there, or `u32::MAX`.
-    chain_at: Vec<u32>,
-    /// `(end, first pair, end of pairs)`: `end` is the node a row reaches when it stays left.
-    chains: Vec<(u32, u32, u32)>,
-    /// `(feature, node)`, sorted within each chain.
-    pairs: Vec<(u32, u32)>,
+    /// Per tree, per node: the node a row reaches by staying left through the chain that
+    /// starts there, or `u32::MAX` when no long chain starts there.
+    chain_end: Vec<Vec<u32>>,
+    /// `occ[feat_ptr[f]..feat_ptr[f + 1]]`: the `(tree, node)` chain nodes testing `f`.
+    feat_ptr: Vec<usize>,
+    occ: Vec<(u32, u32)>,
 }
 
 impl ChainIndex {
-    fn new(tree: &Tree) -> Self {
-        let nodes = tree.nodes();
-        let zero_left =
-            |i: usize| nodes[i].feature != super::tree::LEAF && nodes[i].threshold >= 0.0;
-        let mut index = ChainIndex {
-            chain_at: vec![u32::MAX; nodes.len()],
-            ..Default::default()
-        };
-        let mut i = 0;
-        while i < nodes.len() {
-            if !zero_left(i) {
-                i += 1;
-                continue;
-            }
-            // A chain starts at a node that is not the left child of a zero-left split.
-            let mut end = i;
-            while end < nodes.len() && zero_left(end) {
-                end += 1;
-            }
-            if end - i >= MIN_CHAIN {
-                let first = index.pairs.len();
-                index
-                    .pairs
-                    .extend((i..end).map(|k| (nodes[k].feature, k as u32)));
-                index.pairs[first..].sort_unstable();
-                index.chain_at[i] = index.chains.len() as u32;
-                index
-                    .chains
-                    .push((end as u32, first as u32, index.pairs.len() as u32));
-            }
-            i = end;
-        }
-        index
-    }
-
-    /// Leaf row that `x` (dense, non-zeros among `nz`) reaches in `tree`.
-    #[inline]
-    fn leaf(&self, tree: &Tree, x: &[f32], nz: &[u32]) -> usize {
-        let nodes = tree.nodes();
-        let mut i = 0usize;
-        loop {
-            let node = nodes[i];
-            if node.feature == super::tree::LEAF {
-                return node.right as usize;
-            }
-            let chain = self.chain_at[i];
-            if chain != u32::MAX {
-                let (end, a, b) = self.chains[chain as usize];
-                let pairs = &self.pairs[a as usize..b as usize];
-                let mut exit = end as usize;
-                for &f in nz {
-                    let v = x[f as usize];
-                    let mut k = pairs.partition_point(|p| p.0 < f);
-                    while k < pairs.len() && pairs[k].0 == f && (pairs[k].1 as usize) < exit {
-                        let m = pairs[k].1 as usize;
-                        if v > nodes[m].threshold {
-                            exit = m;
-                            break;
-                        }
-                        k += 1;
+    fn new(trees: &[Tree], n_features: usize) -> Self {
+        let mut chain_end = Vec::with_capacity(trees.len());
+        let mut counts = vec![0usize; n_features + 1];
+        let mut members: Vec<(u32, u32, u32)> = Vec::new();
+        for (t, tree) in trees.iter().enumerate() {
+            let nodes = tree.nodes();
+            let zero_left =
+                |i: usize| nodes[i].feature != super::tree::LEAF && nodes[i].threshold >= 0.0;
+            let mut ends = vec![u32::MAX; nodes.len()];
+            let mut i = 0;
+            while i < nodes.len() {
+                if !zero_left(i) {
+                    i += 1;
+                    continue;
+                }
+                let mut end = i;
+                while end < nodes.len() && zero_left(end) {
+                    end += 1;
+                }
+                if end - i >= MIN_CHAIN {
+                    ends[i] = end as u32;
+                    for k in i..end {
+                        let f = nodes[k].feature;
+                        counts[f as usize + 1] += 1;
+                        members.push((f, t as u32, k as u32));
                     }
                 }
-                i = if exit == end as usize {
-                    exit
-                } else {
-                    nodes[exit].right as usize
-                };
-                continue;
+                i = end;
             }
-            i = if x[node.feature as usize] <= node.threshold {
-                i + 1
-            } else {
-                node.right as usize
+            chain_end.push(ends);
+        }
+        for f in 0..n_features {
+            counts[f + 1] += counts[f];
+        }
+        let mut cursor = counts.clone();
+        let mut occ = vec![(0u32, 0u32); members.len()];
+        // members are in (tree, node) order, so each feature's list comes out sorted.
+        for (f, t, k) in members {
+            occ[cursor[f as usize]] = (t, k);
+            cursor[f as usize] += 1;
+        }
+        ChainIndex {
+            chain_end,
+            feat_ptr: counts,
+            occ,
+        }
+    }
+}
+
+impl RandomForestClassifier {
+    /// Sum over trees of the leaf values `x` reaches (dense row, non-zeros among the sorted
+    /// or unsorted `nz`), into `out`; `cursors` is scratch.
+    fn sum_leaves(
+        &self,
+        x: &[f32],
+        nz: &[u32],
+        cursors: &mut Vec<(usize, usize)>,
+        out: &mut [f64],
+    ) {
+        let index = &self.chains;
+        cursors.clear();
+        cursors.extend(
+            nz.iter()
+                .map(|&f| (index.feat_ptr[f as usize], index.feat_ptr[f as usize + 1])),
+        );
+        for (t, tree) in self.trees.iter().enumerate() {
+            let t32 = t as u32;
+            // The part of each feature's list that belongs to tree t.
+            for c in cursors.iter_mut() {
+                while c.0 < c.1 && index.occ[c.0].0 < t32 {
+                    c.0 += 1;
+                }
+            }
+            let nodes = tree.nodes();
+            let ends = &index.chain_end[t];
+            let mut i = 0usize;
+            let leaf = loop {
+                let node = nodes[i];
+                if node.feature == super::tree::LEAF {
+                    break node.right as usize;
+                }
+                let end = ends[i];
+                if end != u32::MAX {
+                    let mut exit = end as usize;
+                    for (c, &f) in cursors.iter().zip(nz) {
+                        let v = x[f as usize];
+                        let list = &index.occ[c.0..c.1];
+                        let mut k = list.partition_point(|o| o.0 == t32 && (o.1 as usize) < i);
+                        while k < list.len() && list[k].0 == t32 && (list[k].1 as usize) < exit {
+                            let m = list[k].1 as usize;
+                            if v > nodes[m].threshold {
+                                exit = m;
+                                break;
+                            }
+                            k += 1;
+                        }
+                    }
+                    i = if exit == end as usize {
+                        exit
+                    } else {
+                        nodes[exit].right as usize
+                    };
+                    continue;
+                }
+                i = if x[node.feature as usize] <= node.threshold {
+                    i + 1
+                } else {
+                    node.right as usize
+                };
             };
+            for (o, v) in out.iter_mut().zip(tree.leaf_values(leaf)) {
+                *o += v;
+            }
         }
     }
 }
@@ -567,7 +606,7 @@ impl Artifact for RandomForestClassifier {
 
     fn after_load(&mut self) -> Result<()> {
         self.check()?;
-        self.chains = self.trees.iter().map(ChainIndex::new).collect();
+        self.chains = ChainIndex::new(&self.trees, self.n_features);
         Ok(())
     }
 }
@@ -1604,7 +1643,7 @@ mod chain_tests {
         }
         .fit((&csr).into(), &y)
         .unwrap();
-        assert!(m.chains.iter().any(|c| !c.chains.is_empty()));
+        assert!(!m.chains.occ.is_empty());
         let p = m.predict_proba((&csr).into()).unwrap();
         let mut plain = vec![0.0; 2];
         let mut buf = vec![0f32; f];
