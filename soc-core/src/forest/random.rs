@@ -761,6 +761,8 @@ struct Grower<'a> {
     /// CSC of this tree's rows (built on the first drawing node).
     col_ptr: Vec<usize>,
     col: Vec<(u32, f32)>,
+    /// `(feature, start, end)` of each drawn feature, ranges into `cur`.
+    drawn: Vec<(u32, usize, usize)>,
     cur: Vec<(f32, u32)>,
     scan: ScanScratch,
     best: Best,
@@ -795,7 +797,7 @@ fn is_constant(vals: &[(f32, u32)], n: usize) -> bool {
 }
 
 /// Scans every threshold of one non-constant feature (`vals`: its non-zeros in the node, sorted
-/// here; the node's other samples are zeros) and records it in `best` if it beats it.
+/// here unless `sorted`; the node's other samples are zeros) and records it in `best` if it beats it.
 #[allow(clippy::too_many_arguments)]
 fn scan_feature(
     feature: u32,
@@ -806,8 +808,12 @@ fn scan_feature(
     min_samples_leaf: usize,
     s: &mut ScanScratch,
     best: &mut Best,
+    sorted: bool,
 ) {
-    vals.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    if !sorted {
+        vals.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    debug_assert!(vals.windows(2).all(|w| w[0].0 <= w[1].0));
     let (n, len) = (node.n, vals.len());
     let n_zero = n - len;
     let has_zero = n_zero > 0;
@@ -901,6 +907,7 @@ impl<'a> Grower<'a> {
             perm: Vec::new(),
             col_ptr: Vec::new(),
             col: Vec::new(),
+            drawn: Vec::new(),
             cur: Vec::new(),
             scan: ScanScratch {
                 left_w: vec![0.0; c],
@@ -1085,34 +1092,47 @@ impl<'a> Grower<'a> {
         }
         let data = self.data;
         let n = node.n;
-        let mut found = 0usize;
+        // Draw first, then extract every drawn column, then evaluate: the independent memory
+        // reads of the first two loops overlap.
+        self.drawn.clear();
         for d in 0..max_features {
             let j = self.rng.random_range(d..n_features);
             self.perm.swap(d, j);
-            let f = self.perm[d] as usize;
-            let column = &self.col[self.col_ptr[f]..self.col_ptr[f + 1]];
-            self.cur.clear();
-            self.cur.resize(column.len(), (0.0, 0));
+            let f = self.perm[d];
+            self.drawn
+                .push((f, self.col_ptr[f as usize], self.col_ptr[f as usize + 1]));
+        }
+        self.cur.clear();
+        for slot in self.drawn.iter_mut() {
+            let column = &self.col[slot.1..slot.2];
+            let base = self.cur.len();
+            self.cur.resize(base + column.len(), (0.0, 0));
             // Branch-free filter: about half the entries of a large node's column are in it.
-            let mut len = 0usize;
+            let mut len = base;
             for &(r, v) in column {
                 self.cur[len] = (v, r);
                 len += usize::from((self.pos[r as usize] as usize).wrapping_sub(start) < n);
             }
             self.cur.truncate(len);
-            if is_constant(&self.cur, node.n) {
+            *slot = (slot.0, base, len);
+        }
+        let mut found = 0usize;
+        for &(f, a, b) in &self.drawn {
+            let vals = &mut self.cur[a..b];
+            if is_constant(vals, node.n) {
                 continue;
             }
             found += 1;
             scan_feature(
-                f as u32,
-                &mut self.cur,
+                f,
+                vals,
                 node,
                 &data.y,
                 &self.weight,
                 self.cfg.min_samples_leaf,
                 &mut self.scan,
                 &mut self.best,
+                true,
             );
         }
         if found == 0 {
@@ -1126,7 +1146,8 @@ impl<'a> Grower<'a> {
     }
 
     /// Copies the columns of the shared CSC restricted to this tree's rows (out-of-bag rows are
-    /// about a third of the entries), `(row, value)` side by side.
+    /// about a third of the entries), `(row, value)` side by side, sorted by value so that the
+    /// entries drawn at a node come out sorted.
     fn build_local_csc(&mut self) {
         let data = self.data;
         self.col_ptr.clear();
@@ -1139,6 +1160,8 @@ impl<'a> Grower<'a> {
                     self.col.push((r, data.col_vals[k]));
                 }
             }
+            let from = *self.col_ptr.last().unwrap_or(&0);
+            self.col[from..].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
             self.col_ptr.push(self.col.len());
         }
     }
@@ -1253,6 +1276,7 @@ impl<'a> Grower<'a> {
                 self.cfg.min_samples_leaf,
                 &mut self.scan,
                 &mut self.best,
+                false,
             );
         }
     }
