@@ -153,9 +153,14 @@ impl RandomForestParams {
         if n_features == 0 {
             return Err(Error::invalid_input("the input has no features"));
         }
-        if n_rows >= ABSENT as usize || n_features > u32::MAX as usize {
+        let nnz = match x {
+            Matrix::Dense(_) => n_rows.saturating_mul(n_features),
+            Matrix::Sparse(s) => s.nnz(),
+        };
+        if n_rows >= ABSENT as usize || n_features > u32::MAX as usize || nnz > u32::MAX as usize {
             return Err(Error::invalid_input(format!(
-                "{n_rows} × {n_features} is larger than supported (2^32 - 1 rows and columns)"
+                "{n_rows} × {n_features} with {nnz} non-zeros is larger than supported \
+                 (2^32 - 1 rows, columns and non-zeros)"
             )));
         }
         let max_features = self.max_features.resolve(n_features)?;
@@ -757,9 +762,9 @@ struct Grower<'a> {
     candidates: Vec<u32>,
     selected: Vec<u32>,
     // Drawing features.
-    perm: Vec<u32>,
+    /// `(feature, start, end)` of every column of `col`, permuted by the draws.
+    perm: Vec<(u32, u32, u32)>,
     /// CSC of this tree's rows (built on the first drawing node).
-    col_ptr: Vec<usize>,
     col: Vec<(u32, f32)>,
     /// `(feature, start, end)` of each drawn feature, ranges into `cur`.
     drawn: Vec<(u32, usize, usize)>,
@@ -905,7 +910,6 @@ impl<'a> Grower<'a> {
             candidates: Vec::new(),
             selected: Vec::new(),
             perm: Vec::new(),
-            col_ptr: Vec::new(),
             col: Vec::new(),
             drawn: Vec::new(),
             cur: Vec::new(),
@@ -1087,7 +1091,6 @@ impl<'a> Grower<'a> {
         }
 
         if self.perm.is_empty() {
-            self.perm = (0..n_features as u32).collect();
             self.build_local_csc();
         }
         let data = self.data;
@@ -1098,9 +1101,8 @@ impl<'a> Grower<'a> {
         for d in 0..max_features {
             let j = self.rng.random_range(d..n_features);
             self.perm.swap(d, j);
-            let f = self.perm[d];
-            self.drawn
-                .push((f, self.col_ptr[f as usize], self.col_ptr[f as usize + 1]));
+            let (f, a, b) = self.perm[d];
+            self.drawn.push((f, a as usize, b as usize));
         }
         self.cur.clear();
         for slot in self.drawn.iter_mut() {
@@ -1150,19 +1152,20 @@ impl<'a> Grower<'a> {
     /// entries drawn at a node come out sorted.
     fn build_local_csc(&mut self) {
         let data = self.data;
-        self.col_ptr.clear();
-        self.col_ptr.push(0);
         self.col.clear();
+        self.perm.clear();
         for f in 0..data.n_features {
+            let from = self.col.len();
             for k in data.col_ptr[f]..data.col_ptr[f + 1] {
                 let r = data.col_rows[k];
                 if self.pos[r as usize] != ABSENT {
                     self.col.push((r, data.col_vals[k]));
                 }
             }
-            let from = *self.col_ptr.last().unwrap_or(&0);
             self.col[from..].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
-            self.col_ptr.push(self.col.len());
+            // fit() checked that the number of non-zeros fits in u32.
+            self.perm
+                .push((f as u32, from as u32, self.col.len() as u32));
         }
     }
 
