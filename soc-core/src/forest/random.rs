@@ -381,6 +381,7 @@ impl RandomForestClassifier {
 
     /// Class probabilities of one dense `f32` row (at least `n_features` long) into `out`
     /// (`n_classes` long).
+    #[allow(dead_code)] // the detector's per-line path, written in parallel
     pub(crate) fn proba_row(&self, x: &[f32], out: &mut [f64]) {
         out.fill(0.0);
         for tree in &self.trees {
@@ -395,6 +396,7 @@ impl RandomForestClassifier {
     /// [`proba_row`](Self::proba_row) for a row whose non-zero features are (a superset of)
     /// `nz`: long chains of splits that send zeros left are crossed by looking up only the
     /// row's own features. Same result as `proba_row`.
+    #[allow(dead_code)] // the detector's per-line path, written in parallel
     pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
         out.fill(0.0);
         self.sum_leaves(x, nz, &mut Vec::new(), out);
@@ -495,8 +497,8 @@ impl ChainIndex {
                 }
                 if end - i >= MIN_CHAIN {
                     ends[i] = end as u32;
-                    for k in i..end {
-                        let f = nodes[k].feature;
+                    for (k, node) in nodes.iter().enumerate().take(end).skip(i) {
+                        let f = node.feature;
                         counts[f as usize + 1] += 1;
                         members.push((f, t as u32, k as u32));
                     }
