@@ -1552,10 +1552,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn long_chains_do_not_overflow() {
-        // Alternating labels on one feature: the best split peels one end sample at a time.
-        let n = 3000;
+    /// Alternating labels on one feature: the best split peels one end sample at a time, so
+    /// the tree is a chain `n - 1` levels deep.
+    fn chain(n: usize) {
         let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
         let y: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
         let m = RandomForestParams {
@@ -1569,6 +1568,17 @@ mod tests {
         assert_eq!(m.predict((&x).into()).unwrap(), y);
         let back = RandomForestClassifier::from_bytes(&m.to_bytes()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn long_chains_do_not_overflow() {
+        chain(1000);
+    }
+
+    #[test]
+    #[ignore = "quadratic; run in release"]
+    fn fifty_thousand_deep_chain() {
+        chain(50_000);
     }
 
     #[test]
