@@ -45,6 +45,13 @@
 //! side (found through the split feature's non-zeros), so a node costs roughly the size of its
 //! evaluated features, not of its samples. Trees are grown with an explicit stack (no
 //! recursion), in pre-order, straight into the flat [`Tree`] layout.
+//!
+//! # Prediction
+//!
+//! A sparse row walks down long chains of splits that send zeros left (the large node keeps
+//! going left while a few samples are peeled off to the right). [`ChainIndex`] lists, per
+//! feature, the chain nodes testing it, so a walk crosses a chain by looking at the row's own
+//! non-zero features only; the result is exactly the plain walk's.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
