@@ -552,9 +552,7 @@ impl RandomForestClassifier {
             let t32 = t as u32;
             // The part of each feature's list that belongs to tree t.
             for c in cursors.iter_mut() {
-                while c.0 < c.1 && index.occ[c.0].0 < t32 {
-                    c.0 += 1;
-                }
+                c.0 += index.occ[c.0..c.1].partition_point(|o| o.0 < t32);
             }
             let nodes = tree.nodes();
             let ends = &index.chain_end[t];
