@@ -45,6 +45,13 @@
 //! side (found through the split feature's non-zeros), so a node costs roughly the size of its
 //! evaluated features, not of its samples. Trees are grown with an explicit stack (no
 //! recursion), in pre-order, straight into the flat [`Tree`] layout.
+//!
+//! # Prediction
+//!
+//! A sparse row walks down long chains of splits that send zeros left (the large node keeps
+//! going left while a few samples are peeled off to the right). [`ChainIndex`] lists, per
+//! feature, the chain nodes testing it, so a walk crosses a chain by looking at the row's own
+//! non-zero features only; the result is exactly the plain walk's.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -153,9 +160,14 @@ impl RandomForestParams {
         if n_features == 0 {
             return Err(Error::invalid_input("the input has no features"));
         }
-        if n_rows >= ABSENT as usize || n_features > u32::MAX as usize {
+        let nnz = match x {
+            Matrix::Dense(_) => n_rows.saturating_mul(n_features),
+            Matrix::Sparse(s) => s.nnz(),
+        };
+        if n_rows >= ABSENT as usize || n_features > u32::MAX as usize || nnz > u32::MAX as usize {
             return Err(Error::invalid_input(format!(
-                "{n_rows} × {n_features} is larger than supported (2^32 - 1 rows and columns)"
+                "{n_rows} × {n_features} with {nnz} non-zeros is larger than supported \
+                 (2^32 - 1 rows, columns and non-zeros)"
             )));
         }
         let max_features = self.max_features.resolve(n_features)?;
@@ -225,7 +237,9 @@ impl RandomForestParams {
             n_features,
             trees,
             feature_importances: importances,
-        })
+            chains: ChainIndex::default(),
+        }
+        .indexed())
     }
 }
 
@@ -237,6 +251,9 @@ pub struct RandomForestClassifier {
     n_features: usize,
     trees: Vec<Tree>,
     feature_importances: Vec<f64>,
+    /// Chain index of each tree (derived from `trees`, rebuilt after loading).
+    #[serde(skip)]
+    chains: ChainIndex,
 }
 
 /// Rows per parallel prediction task.
@@ -259,9 +276,10 @@ impl RandomForestClassifier {
             n_features,
             trees,
             feature_importances,
+            chains: ChainIndex::default(),
         };
         model.check()?;
-        Ok(model)
+        Ok(model.indexed())
     }
 
     fn check(&mut self) -> Result<()> {
@@ -323,10 +341,25 @@ impl RandomForestClassifier {
                 .enumerate()
                 .for_each(|(chunk, block)| {
                     let mut buf = vec![0.0f32; self.n_features];
+                    let mut nz: Vec<u32> = Vec::new();
+                    let mut cursors = Vec::new();
                     for (j, row_out) in block.chunks_mut(c).enumerate() {
                         let r = chunk * PREDICT_CHUNK + j;
                         x.load_row(r, &mut buf);
-                        self.proba_row(&buf, row_out);
+                        let nz: &[u32] = match x {
+                            Matrix::Sparse(s) => s.row(r).0,
+                            Matrix::Dense(_) => {
+                                nz.clear();
+                                nz.extend(
+                                    (0..buf.len() as u32).filter(|&f| buf[f as usize] != 0.0),
+                                );
+                                &nz
+                            }
+                        };
+                        row_out.fill(0.0);
+                        self.sum_leaves(&buf, nz, &mut cursors, row_out);
+                        let k = self.trees.len() as f64;
+                        row_out.iter_mut().for_each(|o| *o /= k);
                         x.clear_row(r, &mut buf);
                     }
                 });
@@ -355,6 +388,7 @@ impl RandomForestClassifier {
 
     /// Class probabilities of one dense `f32` row (at least `n_features` long) into `out`
     /// (`n_classes` long).
+    #[allow(dead_code)] // the detector's per-line path, written in parallel
     pub(crate) fn proba_row(&self, x: &[f32], out: &mut [f64]) {
         out.fill(0.0);
         for tree in &self.trees {
@@ -364,6 +398,22 @@ impl RandomForestClassifier {
         }
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|o| *o /= n);
+    }
+
+    /// [`proba_row`](Self::proba_row) for a row whose non-zero features are (a superset of)
+    /// `nz`: long chains of splits that send zeros left are crossed by looking up only the
+    /// row's own features. Same result as `proba_row`.
+    #[allow(dead_code)] // the detector's per-line path, written in parallel
+    pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
+        out.fill(0.0);
+        self.sum_leaves(x, nz, &mut Vec::new(), out);
+        let n = self.trees.len() as f64;
+        out.iter_mut().for_each(|o| *o /= n);
+    }
+
+    fn indexed(mut self) -> Self {
+        self.chains = ChainIndex::new(&self.trees, self.n_features);
+        self
     }
 
     /// The classes, sorted: column order of [`predict_proba`](Self::predict_proba).
@@ -412,6 +462,142 @@ impl RandomForestClassifier {
     }
 }
 
+/// Shortest chain worth indexing.
+const MIN_CHAIN: usize = 8;
+
+/// Index of the forest's long chains. Trees grown on text are mostly chains of splits
+/// `x[f] <= t` with `t >= 0` whose left child is the next node: a sparse row, zero on almost
+/// every `f`, walks down thousands of them. For every chain of at least [`MIN_CHAIN`] such
+/// nodes, a walk finds where the row leaves it from the row's own non-zero features: the
+/// first chain node testing one of them with a value above the threshold (every other node
+/// sends the row left). Chain nodes are listed per feature, sorted by (tree, node), so a row
+/// reads only the lists of its own features, tree after tree.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ChainIndex {
+    /// Per tree, per node: the node a row reaches by staying left through the chain that
+    /// starts there, or `u32::MAX` when no long chain starts there.
+    chain_end: Vec<Vec<u32>>,
+    /// `occ[feat_ptr[f]..feat_ptr[f + 1]]`: the `(tree, node)` chain nodes testing `f`.
+    feat_ptr: Vec<usize>,
+    occ: Vec<(u32, u32)>,
+}
+
+impl ChainIndex {
+    fn new(trees: &[Tree], n_features: usize) -> Self {
+        let mut chain_end = Vec::with_capacity(trees.len());
+        let mut counts = vec![0usize; n_features + 1];
+        let mut members: Vec<(u32, u32, u32)> = Vec::new();
+        for (t, tree) in trees.iter().enumerate() {
+            let nodes = tree.nodes();
+            let zero_left =
+                |i: usize| nodes[i].feature != super::tree::LEAF && nodes[i].threshold >= 0.0;
+            let mut ends = vec![u32::MAX; nodes.len()];
+            let mut i = 0;
+            while i < nodes.len() {
+                if !zero_left(i) {
+                    i += 1;
+                    continue;
+                }
+                let mut end = i;
+                while end < nodes.len() && zero_left(end) {
+                    end += 1;
+                }
+                if end - i >= MIN_CHAIN {
+                    ends[i] = end as u32;
+                    for (k, node) in nodes.iter().enumerate().take(end).skip(i) {
+                        let f = node.feature;
+                        counts[f as usize + 1] += 1;
+                        members.push((f, t as u32, k as u32));
+                    }
+                }
+                i = end;
+            }
+            chain_end.push(ends);
+        }
+        for f in 0..n_features {
+            counts[f + 1] += counts[f];
+        }
+        let mut cursor = counts.clone();
+        let mut occ = vec![(0u32, 0u32); members.len()];
+        // members are in (tree, node) order, so each feature's list comes out sorted.
+        for (f, t, k) in members {
+            occ[cursor[f as usize]] = (t, k);
+            cursor[f as usize] += 1;
+        }
+        ChainIndex {
+            chain_end,
+            feat_ptr: counts,
+            occ,
+        }
+    }
+}
+
+impl RandomForestClassifier {
+    /// Sum over trees of the leaf values `x` reaches (dense row, non-zeros among the sorted
+    /// or unsorted `nz`), into `out`; `cursors` is scratch.
+    fn sum_leaves(
+        &self,
+        x: &[f32],
+        nz: &[u32],
+        cursors: &mut Vec<(usize, usize)>,
+        out: &mut [f64],
+    ) {
+        let index = &self.chains;
+        cursors.clear();
+        cursors.extend(
+            nz.iter()
+                .map(|&f| (index.feat_ptr[f as usize], index.feat_ptr[f as usize + 1])),
+        );
+        for (t, tree) in self.trees.iter().enumerate() {
+            let t32 = t as u32;
+            // The part of each feature's list that belongs to tree t.
+            for c in cursors.iter_mut() {
+                c.0 += index.occ[c.0..c.1].partition_point(|o| o.0 < t32);
+            }
+            let nodes = tree.nodes();
+            let ends = &index.chain_end[t];
+            let mut i = 0usize;
+            let leaf = loop {
+                let node = nodes[i];
+                if node.feature == super::tree::LEAF {
+                    break node.right as usize;
+                }
+                let end = ends[i];
+                if end != u32::MAX {
+                    let mut exit = end as usize;
+                    for (c, &f) in cursors.iter().zip(nz) {
+                        let v = x[f as usize];
+                        let list = &index.occ[c.0..c.1];
+                        let mut k = list.partition_point(|o| o.0 == t32 && (o.1 as usize) < i);
+                        while k < list.len() && list[k].0 == t32 && (list[k].1 as usize) < exit {
+                            let m = list[k].1 as usize;
+                            if v > nodes[m].threshold {
+                                exit = m;
+                                break;
+                            }
+                            k += 1;
+                        }
+                    }
+                    i = if exit == end as usize {
+                        exit
+                    } else {
+                        nodes[exit].right as usize
+                    };
+                    continue;
+                }
+                i = if x[node.feature as usize] <= node.threshold {
+                    i + 1
+                } else {
+                    node.right as usize
+                };
+            };
+            for (o, v) in out.iter_mut().zip(tree.leaf_values(leaf)) {
+                *o += v;
+            }
+        }
+    }
+}
+
 impl Artifact for RandomForestClassifier {
     const KIND: &'static str = "random_forest_classifier";
 
@@ -431,7 +617,9 @@ impl Artifact for RandomForestClassifier {
     }
 
     fn after_load(&mut self) -> Result<()> {
-        self.check()
+        self.check()?;
+        self.chains = ChainIndex::new(&self.trees, self.n_features);
+        Ok(())
     }
 }
 
@@ -581,7 +769,12 @@ struct Grower<'a> {
     candidates: Vec<u32>,
     selected: Vec<u32>,
     // Drawing features.
-    perm: Vec<u32>,
+    /// `(feature, start, end)` of every column of `col`, permuted by the draws.
+    perm: Vec<(u32, u32, u32)>,
+    /// CSC of this tree's rows (built on the first drawing node).
+    col: Vec<(u32, f32)>,
+    /// `(feature, start, end)` of each drawn feature, ranges into `cur`.
+    drawn: Vec<(u32, usize, usize)>,
     cur: Vec<(f32, u32)>,
     scan: ScanScratch,
     best: Best,
@@ -616,7 +809,7 @@ fn is_constant(vals: &[(f32, u32)], n: usize) -> bool {
 }
 
 /// Scans every threshold of one non-constant feature (`vals`: its non-zeros in the node, sorted
-/// here; the node's other samples are zeros) and records it in `best` if it beats it.
+/// here unless `sorted`; the node's other samples are zeros) and records it in `best` if it beats it.
 #[allow(clippy::too_many_arguments)]
 fn scan_feature(
     feature: u32,
@@ -627,11 +820,62 @@ fn scan_feature(
     min_samples_leaf: usize,
     s: &mut ScanScratch,
     best: &mut Best,
+    sorted: bool,
 ) {
-    vals.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    if !sorted {
+        vals.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    debug_assert!(vals.windows(2).all(|w| w[0].0 <= w[1].0));
     let (n, len) = (node.n, vals.len());
     let n_zero = n - len;
     let has_zero = n_zero > 0;
+    if len == 1 && has_zero {
+        // The most common case on text: one sample has the feature. Same arithmetic as the
+        // general scan below, without its set-up.
+        let (v, row) = vals[0];
+        let (class, w) = (y[row as usize] as usize, weight[row as usize]);
+        let (lo, hi, nl) = if v < 0.0 {
+            (v, 0.0, 1)
+        } else {
+            (0.0, v, n - 1)
+        };
+        if hi <= lo + FEATURE_THRESHOLD || nl < min_samples_leaf || n - nl < min_samples_leaf {
+            return;
+        }
+        let left = |k: usize| -> f64 {
+            let own = if k == class { w } else { 0.0 };
+            if v < 0.0 {
+                own
+            } else if node.n_c[k] > usize::from(k == class) {
+                node.w_c[k] - own
+            } else {
+                0.0
+            }
+        };
+        let mut wl = 0.0f64;
+        for k in 0..node.n_c.len() {
+            wl += left(k);
+        }
+        let wr = node.w_total - wl;
+        let (mut sl, mut sr) = (0.0f64, 0.0f64);
+        for (k, t) in node.w_c.iter().enumerate() {
+            let l = left(k);
+            let r = t - l;
+            sl += l * l;
+            sr += r * r;
+        }
+        let proxy = sl / wl + sr / wr;
+        if proxy > best.proxy {
+            best.proxy = proxy;
+            best.feature = feature;
+            let (lo, hi) = (f64::from(lo), f64::from(hi));
+            let t = lo / 2.0 + hi / 2.0;
+            best.threshold = if t >= hi { lo } else { t };
+            best.entries.clear();
+            best.entries.push((v, row));
+        }
+        return;
+    }
     let zero_at = vals.partition_point(|e| e.0 < 0.0);
     // Item i of the sorted sequence: the negatives, one block of zeros, the positives.
     let entry = |i: usize| -> usize { if has_zero && i > zero_at { i - 1 } else { i } };
@@ -720,6 +964,8 @@ impl<'a> Grower<'a> {
             candidates: Vec::new(),
             selected: Vec::new(),
             perm: Vec::new(),
+            col: Vec::new(),
+            drawn: Vec::new(),
             cur: Vec::new(),
             scan: ScanScratch {
                 left_w: vec![0.0; c],
@@ -899,34 +1145,50 @@ impl<'a> Grower<'a> {
         }
 
         if self.perm.is_empty() {
-            self.perm = (0..n_features as u32).collect();
+            self.build_local_csc();
         }
         let data = self.data;
-        let mut found = 0usize;
+        let n = node.n;
+        // Draw first, then extract every drawn column, then evaluate: the independent memory
+        // reads of the first two loops overlap.
+        self.drawn.clear();
         for d in 0..max_features {
             let j = self.rng.random_range(d..n_features);
             self.perm.swap(d, j);
-            let f = self.perm[d] as usize;
-            self.cur.clear();
-            for k in data.col_ptr[f]..data.col_ptr[f + 1] {
-                let p = self.pos[data.col_rows[k] as usize] as usize;
-                if p >= start && p < end {
-                    self.cur.push((data.col_vals[k], data.col_rows[k]));
-                }
+            let (f, a, b) = self.perm[d];
+            self.drawn.push((f, a as usize, b as usize));
+        }
+        self.cur.clear();
+        for slot in self.drawn.iter_mut() {
+            let column = &self.col[slot.1..slot.2];
+            let base = self.cur.len();
+            self.cur.resize(base + column.len(), (0.0, 0));
+            // Branch-free filter: about half the entries of a large node's column are in it.
+            let mut len = base;
+            for &(r, v) in column {
+                self.cur[len] = (v, r);
+                len += usize::from((self.pos[r as usize] as usize).wrapping_sub(start) < n);
             }
-            if is_constant(&self.cur, node.n) {
+            self.cur.truncate(len);
+            *slot = (slot.0, base, len);
+        }
+        let mut found = 0usize;
+        for &(f, a, b) in &self.drawn {
+            let vals = &mut self.cur[a..b];
+            if is_constant(vals, node.n) {
                 continue;
             }
             found += 1;
             scan_feature(
-                f as u32,
-                &mut self.cur,
+                f,
+                vals,
                 node,
                 &data.y,
                 &self.weight,
                 self.cfg.min_samples_leaf,
                 &mut self.scan,
                 &mut self.best,
+                true,
             );
         }
         if found == 0 {
@@ -937,6 +1199,28 @@ impl<'a> Grower<'a> {
             self.scan_selected(node);
         }
         self.best.proxy > f64::NEG_INFINITY
+    }
+
+    /// Copies the columns of the shared CSC restricted to this tree's rows (out-of-bag rows are
+    /// about a third of the entries), `(row, value)` side by side, sorted by value so that the
+    /// entries drawn at a node come out sorted.
+    fn build_local_csc(&mut self) {
+        let data = self.data;
+        self.col.clear();
+        self.perm.clear();
+        for f in 0..data.n_features {
+            let from = self.col.len();
+            for k in data.col_ptr[f]..data.col_ptr[f + 1] {
+                let r = data.col_rows[k];
+                if self.pos[r as usize] != ABSENT {
+                    self.col.push((r, data.col_vals[k]));
+                }
+            }
+            self.col[from..].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
+            // fit() checked that the number of non-zeros fits in u32.
+            self.perm
+                .push((f as u32, from as u32, self.col.len() as u32));
+        }
     }
 
     /// Buckets the non-zeros of the node's rows by feature into `entries` and lists the
@@ -1049,6 +1333,7 @@ impl<'a> Grower<'a> {
                 self.cfg.min_samples_leaf,
                 &mut self.scan,
                 &mut self.best,
+                false,
             );
         }
     }
@@ -1144,6 +1429,13 @@ mod tests {
         let pa = a.predict_proba((&x).into()).unwrap();
         let pb = a.predict_proba((&csr).into()).unwrap();
         assert_eq!(pa, pb);
+        // the chain-skipping walk agrees with the plain one
+        let mut plain = vec![0.0; 2];
+        for (r, row) in x.rows().into_iter().enumerate() {
+            let buf: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            a.proba_row(&buf, &mut plain);
+            assert_eq!(plain, pa.row(r).to_vec());
+        }
         let acc = a
             .predict((&x).into())
             .unwrap()
@@ -1312,10 +1604,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn long_chains_do_not_overflow() {
-        // Alternating labels on one feature: the best split peels one end sample at a time.
-        let n = 3000;
+    /// Alternating labels on one feature: the best split peels one end sample at a time, so
+    /// the tree is a chain `n - 1` levels deep.
+    fn chain(n: usize) {
         let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
         let y: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
         let m = RandomForestParams {
@@ -1329,6 +1620,17 @@ mod tests {
         assert_eq!(m.predict((&x).into()).unwrap(), y);
         let back = RandomForestClassifier::from_bytes(&m.to_bytes()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn long_chains_do_not_overflow() {
+        chain(1000);
+    }
+
+    #[test]
+    #[ignore = "quadratic; run in release"]
+    fn fifty_thousand_deep_chain() {
+        chain(50_000);
     }
 
     #[test]
@@ -1393,5 +1695,54 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<RandomForestClassifier>();
         check::<RandomForestParams>();
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::sparse::CsrMatrix;
+
+    #[test]
+    fn chain_walk_matches_plain_walk_on_sparse_text_like_data() {
+        // Many rare features, each mostly marking one class: trees become long chains.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (n, f) = (400, 300);
+        let mut x = Array2::zeros((n, f));
+        let mut y = vec![0i64; n];
+        for i in 0..n {
+            y[i] = i64::from(rng.random::<f64>() < 0.4);
+            for _ in 0..3 {
+                let j = rng.random_range(0..f);
+                x[[i, j]] = if rng.random::<f64>() < 0.1 {
+                    -0.5
+                } else {
+                    rng.random()
+                };
+            }
+        }
+        let csr = CsrMatrix::from_dense(x.view());
+        let m = RandomForestParams {
+            n_estimators: 5,
+            random_state: Some(1),
+            n_jobs: Some(1),
+            ..Default::default()
+        }
+        .fit((&csr).into(), &y)
+        .unwrap();
+        assert!(!m.chains.occ.is_empty());
+        let p = m.predict_proba((&csr).into()).unwrap();
+        let mut plain = vec![0.0; 2];
+        let mut buf = vec![0f32; f];
+        for r in 0..n {
+            Matrix::Sparse(&csr).load_row(r, &mut buf);
+            m.proba_row(&buf, &mut plain);
+            assert_eq!(plain, p.row(r).to_vec(), "row {r}");
+            Matrix::Sparse(&csr).clear_row(r, &mut buf);
+        }
     }
 }
