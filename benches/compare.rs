@@ -188,10 +188,12 @@ fn run_sklearn(python: &Path, args: &Args, corpus: &Path, out: &Path) -> BoxResu
 // ---------------------------------------------------------------------------------------------
 // soc-core side
 
+// Quality fits use all cores (`n_jobs: None`): soc-core models are bit-identical whatever the
+// thread count. Timed fits run inside a 1-thread pool.
 fn iforest_params(seed: u64) -> IsolationForestParams {
     IsolationForestParams {
         random_state: Some(seed),
-        n_jobs: Some(1),
+        n_jobs: None,
         ..Default::default()
     }
 }
@@ -199,7 +201,7 @@ fn iforest_params(seed: u64) -> IsolationForestParams {
 fn forest_params(seed: u64) -> RandomForestParams {
     RandomForestParams {
         random_state: Some(seed),
-        n_jobs: Some(1),
+        n_jobs: None,
         ..Default::default()
     }
 }
@@ -338,15 +340,15 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
     sk.httpparams_unseen_recall_at_1pct_fpr =
         over_seeds(n, |s| recall_1pct(&forest_scores(&kt, &kl, &ut, s)?, &ul))?;
     det.httpparams_iforest_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&normal, None)?;
+        let d = detector_params(s, None).fit(&normal, None)?;
         auc(&anomalies(&d, &http.test_texts), &http.test_labels)
     })?;
     det.httpparams_rf_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&http.train_texts, Some(&http.train_labels))?;
+        let d = detector_params(s, None).fit(&http.train_texts, Some(&http.train_labels))?;
         auc(&risks(&d, &http.test_texts), &http.test_labels)
     })?;
     det.httpparams_unseen_recall_at_1pct_fpr = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&kt, Some(&kl))?;
+        let d = detector_params(s, None).fit(&kt, Some(&kl))?;
         recall_1pct(&risks(&d, &ut), &ul)
     })?;
 
@@ -366,11 +368,11 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
         )
     })?;
     det.hdfs_iforest_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&h(s).normal_train_texts(), None)?;
+        let d = detector_params(s, None).fit(&h(s).normal_train_texts(), None)?;
         auc(&anomalies(&d, &h(s).test_texts), &h(s).test_labels)
     })?;
     det.hdfs_rf_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&h(s).train_texts, Some(&h(s).train_labels))?;
+        let d = detector_params(s, None).fit(&h(s).train_texts, Some(&h(s).train_labels))?;
         auc(&risks(&d, &h(s).test_texts), &h(s).test_labels)
     })?;
 
@@ -386,11 +388,11 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
         )
     })?;
     det.bgl_iforest_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&bgl, None)?;
+        let d = detector_params(s, None).fit(&bgl, None)?;
         auc(&anomalies(&d, &bgl), &bgl_labels)
     })?;
     det.bgl_rf_auc = over_seeds(n, |s| {
-        let d = detector_params(s, Some(1)).fit(&b(s).train_texts, Some(&b(s).train_labels))?;
+        let d = detector_params(s, None).fit(&b(s).train_texts, Some(&b(s).train_labels))?;
         auc(&risks(&d, &b(s).test_texts), &b(s).test_labels)
     })?;
     Ok((sk, det))
@@ -446,23 +448,15 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
         ..Default::default()
     };
 
-    // sklearn-shaped pipeline, fitted on one thread like scikit-learn with n_jobs=1. The forests
-    // get n_jobs None so that scoring follows the enclosing rayon pool (1 or 2 threads).
+    // sklearn-shaped pipeline, fitted on one thread like scikit-learn with n_jobs=1 (a 1-thread
+    // pool; the forests have n_jobs None, so scoring follows the enclosing pool, 1 or 2 threads).
     let t = Instant::now();
     let (vec, iso, rf) = in_pool(1, || -> BoxResult<_> {
         let (vec, x) = TfidfParams::default().fit_transform(train)?;
         let normal_rows: Vec<usize> = (0..n_train).filter(|&i| !train_labels[i]).collect();
         let x_normal = select_rows(&x, &normal_rows)?;
-        let iso = IsolationForestParams {
-            n_jobs: None,
-            ..iforest_params(CORPUS_SEED)
-        }
-        .fit(Matrix::from(&x_normal))?;
-        let rf = RandomForestParams {
-            n_jobs: None,
-            ..forest_params(CORPUS_SEED)
-        }
-        .fit(Matrix::from(&x), &labels_i64(train_labels))?;
+        let iso = iforest_params(CORPUS_SEED).fit(Matrix::from(&x_normal))?;
+        let rf = forest_params(CORPUS_SEED).fit(Matrix::from(&x), &labels_i64(train_labels))?;
         Ok((vec, iso, rf))
     })??;
     out.pipeline_fit_seconds = t.elapsed().as_secs_f64();
@@ -585,7 +579,11 @@ fn render(rows: &[Row]) -> String {
             }
             Goal::NotWorseBy(d) => {
                 let delta = r.soc - r.sklearn;
-                (format!("{delta:+.4}"), format!("Δ ≥ {}", 0.0 - d), delta >= -d)
+                (
+                    format!("{delta:+.4}"),
+                    format!("Δ ≥ {}", 0.0 - d),
+                    delta >= -d,
+                )
             }
             Goal::AtLeastTimes(k) => {
                 let ratio = r.soc / r.sklearn;

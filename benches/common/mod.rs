@@ -62,7 +62,7 @@ pub(crate) fn data_dir() -> PathBuf {
     }
 }
 
-type LoadResult<T> = Result<T, Box<dyn std::error::Error>>;
+pub(crate) type LoadResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn read_httpparams_csv(
     path: &std::path::Path,
