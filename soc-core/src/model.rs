@@ -5,9 +5,11 @@
 //! 0       8     magic "CGSOCMDL"
 //! 8       4     format version, u32 little-endian (currently 1)
 //! 12      4     header length H, u32 little-endian (at most 1 MiB)
-//! 16      H     header, UTF-8 JSON: kind, format_version, crate_version, params, metrics,
-//!               created_at (Unix seconds), n_features, payload_len, checksum ("crc32:xxxxxxxx")
-//! 16+H    P     payload: the fitted model, postcard-encoded; P = payload_len
+//! 16      4     CRC-32 of the header bytes, u32 little-endian
+//! 20      H     header, UTF-8 JSON: kind, format_version, crate_version, params, metrics,
+//!               created_at (Unix seconds), n_features, payload_len, checksum ("crc32:xxxxxxxx",
+//!               the payload's CRC-32)
+//! 20+H    P     payload: the fitted model, postcard-encoded; P = payload_len
 //! ```
 //!
 //! Loading checks the magic, version, lengths, kind and checksum, decodes the payload and then
@@ -26,7 +28,7 @@ pub const MAGIC: &[u8; 8] = b"CGSOCMDL";
 /// Version of the layout written by this crate.
 pub const FORMAT_VERSION: u32 = 1;
 const MAX_HEADER_LEN: usize = 1 << 20;
-const PREAMBLE_LEN: usize = 16;
+const PREAMBLE_LEN: usize = 20;
 
 /// The JSON header of an artifact: what the model is, without decoding it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +92,7 @@ pub(crate) fn to_bytes<T: Artifact>(model: &T) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&payload);
     out
@@ -124,9 +127,14 @@ fn split(bytes: &[u8]) -> Result<(ArtifactHeader, &[u8])> {
             bytes.len()
         )));
     }
-    let header: ArtifactHeader =
-        serde_json::from_slice(&bytes[PREAMBLE_LEN..PREAMBLE_LEN + header_len])
-            .map_err(|e| Error::invalid_model(format!("unreadable header: {e}")))?;
+    let header_bytes = &bytes[PREAMBLE_LEN..PREAMBLE_LEN + header_len];
+    if crc32fast::hash(header_bytes) != word(16) {
+        return Err(Error::invalid_model(
+            "header checksum mismatch: the file is corrupt",
+        ));
+    }
+    let header: ArtifactHeader = serde_json::from_slice(header_bytes)
+        .map_err(|e| Error::invalid_model(format!("unreadable header: {e}")))?;
     let payload = &bytes[PREAMBLE_LEN + header_len..];
     if header.payload_len != payload.len() as u64 {
         return Err(Error::invalid_model(format!(

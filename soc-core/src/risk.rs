@@ -177,7 +177,8 @@ impl RiskScorer {
 
     /// Calibrated anomaly `a′` in [0, 1): piecewise linear in the training quantile q —
     /// q ≤ 1 − 10·rate maps to [0, 0.4] (low), up to 1 − rate to [0.4, threshold], up to the
-    /// training maximum to [threshold, 0.9], and beyond the maximum towards 1.
+    /// training maximum to [threshold, 0.8] (high at most: the top of normal traffic is not
+    /// critical), and beyond the maximum towards 1.
     pub fn calibrate(&self, a: f64) -> f64 {
         if a.is_nan() {
             return 0.0;
@@ -188,7 +189,7 @@ impl RiskScorer {
             (0.0, 0.0),
             (1.0 - 10.0 * rate, 0.4_f64.min(t)),
             (1.0 - rate, t),
-            (1.0, 0.9_f64.max(t)),
+            (1.0, 0.8_f64.max(t)),
         ];
         let max = self.reference[self.reference.len() - 1];
         if a > max {

@@ -55,12 +55,12 @@ impl CsrMatrix {
                     "column indices of row {row} are not strictly increasing"
                 )));
             }
-            if let Some(&last) = cols.last() {
-                if last as usize >= n_cols {
-                    return Err(Error::invalid_input(format!(
-                        "column index {last} in row {row} is out of range for {n_cols} columns"
-                    )));
-                }
+            if let Some(&last) = cols.last()
+                && last as usize >= n_cols
+            {
+                return Err(Error::invalid_input(format!(
+                    "column index {last} in row {row} is out of range for {n_cols} columns"
+                )));
             }
         }
         Ok(CsrMatrix {

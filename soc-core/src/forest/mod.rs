@@ -1,12 +1,12 @@
 //! Tree ensembles with scikit-learn's semantics: [`IsolationForest`] and
 //! [`RandomForestClassifier`], stored as flat pre-order node arrays.
 
-// pub(crate) mod isolation;
-// pub(crate) mod random;
+mod isolation;
+mod random;
 pub(crate) mod tree;
 
-// pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
-// pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
+pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
 
 use serde::{Deserialize, Serialize};
 

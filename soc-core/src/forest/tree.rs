@@ -107,7 +107,7 @@ impl Tree {
         if n == 0 {
             return Err(Error::invalid_model("a tree has no nodes"));
         }
-        if self.n_outputs == 0 || self.values.len() % self.n_outputs != 0 {
+        if self.n_outputs == 0 || !self.values.len().is_multiple_of(self.n_outputs) {
             return Err(Error::invalid_model(
                 "tree leaf values do not match n_outputs",
             ));
@@ -229,11 +229,6 @@ impl TreeBuilder {
             values: Vec::new(),
             n_outputs,
         }
-    }
-
-    /// Id the next pushed node will get.
-    pub(crate) fn next_id(&self) -> usize {
-        self.nodes.len()
     }
 
     /// Pushes a split node; its right child is set later by [`set_right`](Self::set_right).

@@ -1,0 +1,864 @@
+//! soc-core vs scikit-learn, side by side, on the same data and the same splits.
+//!
+//! ```text
+//! cargo run --release -p soc-core --example compare -- [--quick] [--seeds N] [--python PATH] [--json PATH]
+//! ```
+//!
+//! Writes the synthetic corpus (`benches/common`) to a JSONL file, runs `benches/sklearn_side.py`
+//! on it and on the public data sets, runs the same experiments with soc-core, and prints a
+//! markdown table. Python: `--python`, else `$SOC_PYTHON`, else `.venv/bin/python`, else
+//! `/tmp/skl/bin/python`; it must import scikit-learn. Data: `$SOC_DATA_DIR`, else
+//! `shared/data` beside the workspace.
+//!
+//! Protocol (see `benches/common/mod.rs`): anomaly models are fitted on normal training rows
+//! (BGL: all lines, unlabeled), classifiers on all training rows; quality figures are means over
+//! seeds `0..N`. "soc-core (sklearn-shaped)" rows use `TfidfParams::default()` and the forests
+//! with scikit-learn's default parameters, so they should match scikit-learn; "Detector" rows use
+//! `DetectorParams::default()` (structural anomaly features, sublinear TF), which is what the
+//! product ships. Peak RSS is the whole process on both sides (data loading included).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Deserialize;
+use soc_core::metrics::{recall_at_fpr, roc_auc};
+use soc_core::{
+    CsrMatrix, Detector, DetectorParams, IsolationForestParams, Matrix, RandomForestParams,
+    TfidfParams,
+};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+
+struct Args {
+    quick: bool,
+    seeds: u64,
+    python: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+fn parse_args() -> BoxResult<Args> {
+    let mut args = Args {
+        quick: false,
+        seeds: 3,
+        python: None,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--seeds" => args.seeds = value("--seeds")?.parse()?,
+            "--python" => args.python = Some(value("--python")?.into()),
+            "--json" => args.json = Some(value("--json")?.into()),
+            "-h" | "--help" => {
+                println!("usage: compare [--quick] [--seeds N] [--python PATH] [--json PATH]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)").into()),
+        }
+    }
+    if args.quick {
+        args.seeds = 1;
+    }
+    if args.seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    Ok(args)
+}
+
+/// Synthetic corpus size (80% train / 20% test).
+fn corpus_lines(quick: bool) -> usize {
+    if quick { 20_000 } else { 100_000 }
+}
+
+const CORPUS_SEED: u64 = 42;
+
+// ---------------------------------------------------------------------------------------------
+// scikit-learn side
+
+#[derive(Debug, Deserialize)]
+struct Mean {
+    mean: f64,
+    #[serde(default)]
+    per_seed: Vec<f64>,
+}
+
+impl Mean {
+    /// Parity goal for a seed mean: within 0.02, or within two standard errors of the difference
+    /// of two n-seed means when scikit-learn's own spread over seeds is larger (an isolation
+    /// forest on TF-IDF varies by ±0.08 AUC from seed to seed on BGL).
+    fn parity(&self) -> Goal {
+        let n = self.per_seed.len();
+        if n < 2 {
+            return PARITY;
+        }
+        let var = self
+            .per_seed
+            .iter()
+            .map(|v| (v - self.mean).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64;
+        let tol = 2.0 * (2.0 * var / n as f64).sqrt();
+        Goal::Within(((tol.max(0.02)) * 1000.0).round() / 1000.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SkQuality {
+    httpparams_iforest_auc: Mean,
+    httpparams_rf_auc: Mean,
+    httpparams_unseen_recall_at_1pct_fpr: Mean,
+    hdfs_iforest_auc: Mean,
+    hdfs_rf_auc: Mean,
+    bgl_iforest_auc: Mean,
+    bgl_rf_auc: Mean,
+}
+
+#[derive(Debug, Deserialize)]
+struct SkSpeed {
+    n_train: usize,
+    n_test: usize,
+    fit_seconds: f64,
+    batch_lines_per_s_1: f64,
+    batch_lines_per_s_2: f64,
+    single_line_latency_median_us: f64,
+    model_bytes_pickle: u64,
+    test_iforest_auc: f64,
+    test_rf_auc: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SkResult {
+    sklearn_version: String,
+    quality: SkQuality,
+    speed: SkSpeed,
+    peak_rss_bytes: u64,
+}
+
+fn has_sklearn(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import sklearn"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn find_python(explicit: Option<&Path>) -> BoxResult<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = explicit {
+        candidates.push(p.to_path_buf());
+    } else {
+        if let Some(p) = std::env::var_os("SOC_PYTHON") {
+            candidates.push(p.into());
+        }
+        candidates.push(workspace.join(".venv/bin/python"));
+        candidates.push("/tmp/skl/bin/python".into());
+    }
+    for c in &candidates {
+        if has_sklearn(c) {
+            return Ok(c.clone());
+        }
+    }
+    Err(format!(
+        "no Python with scikit-learn found (tried {}); pass --python PATH or set SOC_PYTHON",
+        candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .into())
+}
+
+fn run_sklearn(python: &Path, args: &Args, corpus: &Path, out: &Path) -> BoxResult<SkResult> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/sklearn_side.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
+        .arg("--data-dir")
+        .arg(common::data_dir())
+        .arg("--seeds")
+        .arg(args.seeds.to_string())
+        .arg("--corpus")
+        .arg(corpus)
+        .arg("--json")
+        .arg(out);
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    let output = cmd.output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed ({}):\n{}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(serde_json::from_slice(&std::fs::read(out)?)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// soc-core side
+
+// Quality fits use all cores (`n_jobs: None`): soc-core models are bit-identical whatever the
+// thread count. Timed fits run inside a 1-thread pool.
+fn iforest_params(seed: u64) -> IsolationForestParams {
+    IsolationForestParams {
+        random_state: Some(seed),
+        n_jobs: None,
+        ..Default::default()
+    }
+}
+
+fn forest_params(seed: u64) -> RandomForestParams {
+    RandomForestParams {
+        random_state: Some(seed),
+        n_jobs: None,
+        ..Default::default()
+    }
+}
+
+fn detector_params(seed: u64, n_jobs: Option<usize>) -> DetectorParams {
+    DetectorParams {
+        random_state: Some(seed),
+        n_jobs,
+        ..Default::default()
+    }
+}
+
+fn labels_i64(labels: &[bool]) -> Vec<i64> {
+    labels.iter().map(|&l| i64::from(l)).collect()
+}
+
+/// TF-IDF + isolation forest fitted on `train`, anomaly scores of `test` (higher = more unusual).
+fn iforest_scores(train: &[String], test: &[String], seed: u64) -> BoxResult<Vec<f64>> {
+    let (vec, x) = TfidfParams::default().fit_transform(train)?;
+    let iso = iforest_params(seed).fit(Matrix::from(&x))?;
+    Ok(iso.score_samples(Matrix::from(&vec.transform(test)))?)
+}
+
+/// TF-IDF + random forest, probability of class 1 for `test`.
+fn forest_scores(
+    train: &[String],
+    labels: &[bool],
+    test: &[String],
+    seed: u64,
+) -> BoxResult<Vec<f64>> {
+    let (vec, x) = TfidfParams::default().fit_transform(train)?;
+    let rf = forest_params(seed).fit(Matrix::from(&x), &labels_i64(labels))?;
+    positive_column(
+        &rf.predict_proba(Matrix::from(&vec.transform(test)))?,
+        rf.classes(),
+    )
+}
+
+fn positive_column(proba: &ndarray::Array2<f64>, classes: &[i64]) -> BoxResult<Vec<f64>> {
+    Ok(match classes.iter().position(|&c| c == 1) {
+        Some(k) => proba.column(k).to_vec(),
+        None => vec![0.0; proba.nrows()],
+    })
+}
+
+fn auc(scores: &[f64], labels: &[bool]) -> BoxResult<f64> {
+    roc_auc(scores, labels)
+        .ok_or_else(|| "ROC AUC undefined (one class only, or NaN scores)".into())
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Mean over seeds `0..n` of `f(seed)`.
+fn over_seeds(n: u64, mut f: impl FnMut(u64) -> BoxResult<f64>) -> BoxResult<f64> {
+    let values = (0..n).map(&mut f).collect::<BoxResult<Vec<f64>>>()?;
+    Ok(mean(&values))
+}
+
+/// Quality figures of one soc-core configuration (means over seeds).
+#[derive(Debug, Default, serde::Serialize)]
+struct Quality {
+    httpparams_iforest_auc: f64,
+    httpparams_rf_auc: f64,
+    httpparams_unseen_recall_at_1pct_fpr: f64,
+    hdfs_iforest_auc: f64,
+    hdfs_rf_auc: f64,
+    bgl_iforest_auc: f64,
+    bgl_rf_auc: f64,
+}
+
+/// The `--quick` subset of httpparams training rows, as `sklearn_side.py` draws it.
+fn quick_subset(split: &mut common::Split) {
+    let idx: Vec<usize> = common::shuffled_indices(split.train_texts.len(), 12345)
+        .into_iter()
+        .take(5000)
+        .collect();
+    split.train_texts = idx.iter().map(|&i| split.train_texts[i].clone()).collect();
+    split.train_labels = idx.iter().map(|&i| split.train_labels[i]).collect();
+    split.train_attack_types = idx
+        .iter()
+        .map(|&i| split.train_attack_types[i].clone())
+        .collect();
+}
+
+/// The unseen-attack experiment rows: train norm + sqli, test norm + xss / path-traversal / cmdi.
+fn unseen_rows(s: &common::Split) -> (Vec<String>, Vec<bool>, Vec<String>, Vec<bool>) {
+    let known = |a: &str| a == "norm" || a == "sqli";
+    let unseen = |a: &str| matches!(a, "norm" | "xss" | "path-traversal" | "cmdi");
+    let pick =
+        |texts: &[String], labels: &[bool], types: &[String], keep: &dyn Fn(&str) -> bool| {
+            let rows = (0..texts.len()).filter(|&i| keep(&types[i]));
+            rows.map(|i| (texts[i].clone(), labels[i]))
+                .unzip::<_, _, Vec<_>, Vec<_>>()
+        };
+    let (kt, kl) = pick(
+        &s.train_texts,
+        &s.train_labels,
+        &s.train_attack_types,
+        &known,
+    );
+    let (ut, ul) = pick(&s.test_texts, &s.test_labels, &s.test_attack_types, &unseen);
+    (kt, kl, ut, ul)
+}
+
+fn recall_1pct(scores: &[f64], labels: &[bool]) -> BoxResult<f64> {
+    recall_at_fpr(scores, labels, 0.01)
+        .map(|(_, recall)| recall)
+        .ok_or_else(|| "recall at FPR undefined (one class only)".into())
+}
+
+fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
+    let mut sk = Quality::default(); // sklearn-shaped classes
+    let mut det = Quality::default(); // Detector
+    let n = args.seeds;
+
+    let mut http = common::httpparams()?;
+    if args.quick {
+        quick_subset(&mut http);
+    }
+    let normal = http.normal_train_texts();
+    let (kt, kl, ut, ul) = unseen_rows(&http);
+    sk.httpparams_iforest_auc = over_seeds(n, |s| {
+        auc(
+            &iforest_scores(&normal, &http.test_texts, s)?,
+            &http.test_labels,
+        )
+    })?;
+    sk.httpparams_rf_auc = over_seeds(n, |s| {
+        auc(
+            &forest_scores(&http.train_texts, &http.train_labels, &http.test_texts, s)?,
+            &http.test_labels,
+        )
+    })?;
+    sk.httpparams_unseen_recall_at_1pct_fpr =
+        over_seeds(n, |s| recall_1pct(&forest_scores(&kt, &kl, &ut, s)?, &ul))?;
+    det.httpparams_iforest_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&normal, None)?;
+        auc(&anomalies(&d, &http.test_texts), &http.test_labels)
+    })?;
+    det.httpparams_rf_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&http.train_texts, Some(&http.train_labels))?;
+        auc(&risks(&d, &http.test_texts), &http.test_labels)
+    })?;
+    det.httpparams_unseen_recall_at_1pct_fpr = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&kt, Some(&kl))?;
+        recall_1pct(&risks(&d, &ut), &ul)
+    })?;
+
+    // HDFS: seeded 80/20 split per seed (the same rows as the Python side).
+    let hdfs: Vec<common::Split> = (0..n).map(common::hdfs).collect::<BoxResult<_>>()?;
+    let h = |s: u64| &hdfs[s as usize];
+    sk.hdfs_iforest_auc = over_seeds(n, |s| {
+        auc(
+            &iforest_scores(&h(s).normal_train_texts(), &h(s).test_texts, s)?,
+            &h(s).test_labels,
+        )
+    })?;
+    sk.hdfs_rf_auc = over_seeds(n, |s| {
+        auc(
+            &forest_scores(&h(s).train_texts, &h(s).train_labels, &h(s).test_texts, s)?,
+            &h(s).test_labels,
+        )
+    })?;
+    det.hdfs_iforest_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&h(s).normal_train_texts(), None)?;
+        auc(&anomalies(&d, &h(s).test_texts), &h(s).test_labels)
+    })?;
+    det.hdfs_rf_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&h(s).train_texts, Some(&h(s).train_labels))?;
+        auc(&risks(&d, &h(s).test_texts), &h(s).test_labels)
+    })?;
+
+    // BGL: anomaly fitted on all lines, unlabeled; classifier on a seeded 50/50 split.
+    let (bgl, bgl_labels) = common::bgl()?;
+    let bgl_splits: Vec<common::Split> = (0..n).map(common::bgl_split).collect::<BoxResult<_>>()?;
+    let b = |s: u64| &bgl_splits[s as usize];
+    sk.bgl_iforest_auc = over_seeds(n, |s| auc(&iforest_scores(&bgl, &bgl, s)?, &bgl_labels))?;
+    sk.bgl_rf_auc = over_seeds(n, |s| {
+        auc(
+            &forest_scores(&b(s).train_texts, &b(s).train_labels, &b(s).test_texts, s)?,
+            &b(s).test_labels,
+        )
+    })?;
+    det.bgl_iforest_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&bgl, None)?;
+        auc(&anomalies(&d, &bgl), &bgl_labels)
+    })?;
+    det.bgl_rf_auc = over_seeds(n, |s| {
+        let d = detector_params(s, None).fit(&b(s).train_texts, Some(&b(s).train_labels))?;
+        auc(&risks(&d, &b(s).test_texts), &b(s).test_labels)
+    })?;
+    Ok((sk, det))
+}
+
+fn anomalies(d: &Detector, texts: &[String]) -> Vec<f64> {
+    d.score(texts).iter().map(|s| s.anomaly).collect()
+}
+
+fn risks(d: &Detector, texts: &[String]) -> Vec<f64> {
+    d.score(texts).iter().map(|s| s.risk).collect()
+}
+
+/// Speed and size on the synthetic corpus.
+#[derive(Debug, Default, serde::Serialize)]
+struct Speed {
+    n_train: usize,
+    n_test: usize,
+    /// sklearn-shaped pipeline: TF-IDF + isolation forest (normal rows) + random forest.
+    pipeline_fit_seconds: f64,
+    pipeline_batch_lines_per_s_1: f64,
+    pipeline_batch_lines_per_s_2: f64,
+    detector_fit_seconds: f64,
+    detector_batch_lines_per_s_1: f64,
+    detector_batch_lines_per_s_2: f64,
+    detector_score_one_median_us: f64,
+    detector_model_bytes: usize,
+    detector_test_risk_auc: f64,
+    pipeline_test_iforest_auc: f64,
+    pipeline_test_rf_auc: f64,
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> BoxResult<T> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?
+        .install(f))
+}
+
+fn lines_per_s(n: usize, f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
+    let n_train = texts.len() * 8 / 10; // as int(0.8 * n) in Python
+    let (train, test) = texts.split_at(n_train);
+    let (train_labels, test_labels) = labels.split_at(n_train);
+    let mut out = Speed {
+        n_train,
+        n_test: test.len(),
+        ..Default::default()
+    };
+
+    // sklearn-shaped pipeline, fitted on one thread like scikit-learn with n_jobs=1 (a 1-thread
+    // pool; the forests have n_jobs None, so scoring follows the enclosing pool, 1 or 2 threads).
+    let t = Instant::now();
+    let (vec, iso, rf) = in_pool(1, || -> BoxResult<_> {
+        let (vec, x) = TfidfParams::default().fit_transform(train)?;
+        let normal_rows: Vec<usize> = (0..n_train).filter(|&i| !train_labels[i]).collect();
+        let x_normal = select_rows(&x, &normal_rows)?;
+        let iso = iforest_params(CORPUS_SEED).fit(Matrix::from(&x_normal))?;
+        let rf = forest_params(CORPUS_SEED).fit(Matrix::from(&x), &labels_i64(train_labels))?;
+        Ok((vec, iso, rf))
+    })??;
+    out.pipeline_fit_seconds = t.elapsed().as_secs_f64();
+    let score = |batch: &[String]| -> BoxResult<(Vec<f64>, ndarray::Array2<f64>)> {
+        let xb = vec.transform(batch);
+        Ok((
+            iso.score_samples(Matrix::from(&xb))?,
+            rf.predict_proba(Matrix::from(&xb))?,
+        ))
+    };
+    for threads in [1, 2] {
+        let rate = in_pool(threads, || lines_per_s(test.len(), || drop(score(test))))?;
+        if threads == 1 {
+            out.pipeline_batch_lines_per_s_1 = rate;
+        } else {
+            out.pipeline_batch_lines_per_s_2 = rate;
+        }
+    }
+    let (a, p) = score(test)?;
+    out.pipeline_test_iforest_auc = auc(&a, test_labels)?;
+    out.pipeline_test_rf_auc = auc(&positive_column(&p, rf.classes())?, test_labels)?;
+
+    // The Detector.
+    let t = Instant::now();
+    let detector = in_pool(1, || {
+        detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
+    })??;
+    out.detector_fit_seconds = t.elapsed().as_secs_f64();
+    for threads in [1, 2] {
+        let rate = in_pool(threads, || {
+            lines_per_s(test.len(), || drop(detector.score(test)))
+        })?;
+        if threads == 1 {
+            out.detector_batch_lines_per_s_1 = rate;
+        } else {
+            out.detector_batch_lines_per_s_2 = rate;
+        }
+    }
+    out.detector_test_risk_auc = auc(&risks(&detector, test), test_labels)?;
+    let mut latencies: Vec<f64> = (0..10_000)
+        .map(|i| {
+            let line = &test[i % test.len()];
+            let t = Instant::now();
+            std::hint::black_box(detector.score_one(std::hint::black_box(line)));
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    out.detector_score_one_median_us = latencies[latencies.len() / 2];
+    out.detector_model_bytes = detector.to_bytes().len();
+    Ok(out)
+}
+
+/// The rows `rows` of `x` as a new matrix.
+fn select_rows(x: &CsrMatrix, rows: &[usize]) -> BoxResult<CsrMatrix> {
+    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    for &r in rows {
+        let (cols, vals) = x.row(r);
+        indices.extend_from_slice(cols);
+        data.extend_from_slice(vals);
+        indptr.push(indices.len());
+    }
+    Ok(CsrMatrix::try_new(x.n_cols(), indptr, indices, data)?)
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+/// How a row is judged.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// soc-core within this absolute distance of scikit-learn (parity of the sklearn-shaped classes).
+    Within(f64),
+    /// soc-core at least scikit-learn minus this (quality: not worse).
+    NotWorseBy(f64),
+    /// soc-core / scikit-learn at least this (throughput).
+    AtLeastTimes(f64),
+    /// scikit-learn / soc-core at least this (time, latency, size, memory: lower is better).
+    AtMostFraction(f64),
+}
+
+struct Row {
+    metric: String,
+    sklearn: f64,
+    soc: f64,
+    goal: Goal,
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| metric | scikit-learn | soc-core | ratio / delta | target | met? |\n|---|---:|---:|---:|---|:-:|\n",
+    );
+    for r in rows {
+        let (change, target, met) = match r.goal {
+            Goal::Within(d) => {
+                let delta = r.soc - r.sklearn;
+                (
+                    format!("{delta:+.4}"),
+                    format!("within ±{d}"),
+                    delta.abs() <= d,
+                )
+            }
+            Goal::NotWorseBy(d) => {
+                let delta = r.soc - r.sklearn;
+                (
+                    format!("{delta:+.4}"),
+                    format!("Δ ≥ {}", 0.0 - d),
+                    delta >= -d,
+                )
+            }
+            Goal::AtLeastTimes(k) => {
+                let ratio = r.soc / r.sklearn;
+                (
+                    format!("{ratio:.2}×"),
+                    format!("≥ {k}× sklearn"),
+                    ratio >= k,
+                )
+            }
+            Goal::AtMostFraction(k) => {
+                let ratio = r.sklearn / r.soc;
+                (
+                    format!("{ratio:.2}× less"),
+                    format!("≥ {k}× less"),
+                    ratio >= k,
+                )
+            }
+        };
+        let met = if met { "yes" } else { "**no**" };
+        s += &format!(
+            "| {} | {} | {} | {change} | {target} | {met} |\n",
+            r.metric,
+            fmt_value(r.sklearn),
+            fmt_value(r.soc)
+        );
+    }
+    s
+}
+
+// Targets (proposals; adjust here). Parity of the sklearn-shaped classes: AUC within 0.02 over
+// the seed mean. Detector: not worse than scikit-learn's TF-IDF pipeline by more than 0.01.
+const PARITY: Goal = Goal::Within(0.02);
+const NOT_WORSE: Goal = Goal::NotWorseBy(0.01);
+
+fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) -> Vec<Row> {
+    let r = |metric: &str, sklearn: f64, soc: f64, goal: Goal| Row {
+        metric: metric.to_string(),
+        sklearn,
+        soc,
+        goal,
+    };
+    let q = &sk.quality;
+    let s = &sk.speed;
+    vec![
+        r(
+            "httpparams IF AUC (tfidf+IF)",
+            q.httpparams_iforest_auc.mean,
+            q_sk.httpparams_iforest_auc,
+            q.httpparams_iforest_auc.parity(),
+        ),
+        r(
+            "httpparams RF AUC (tfidf+RF)",
+            q.httpparams_rf_auc.mean,
+            q_sk.httpparams_rf_auc,
+            q.httpparams_rf_auc.parity(),
+        ),
+        r(
+            "httpparams unseen recall@1%FPR (tfidf+RF)",
+            q.httpparams_unseen_recall_at_1pct_fpr.mean,
+            q_sk.httpparams_unseen_recall_at_1pct_fpr,
+            Goal::Within(0.05),
+        ),
+        r(
+            "hdfs IF AUC (tfidf+IF)",
+            q.hdfs_iforest_auc.mean,
+            q_sk.hdfs_iforest_auc,
+            q.hdfs_iforest_auc.parity(),
+        ),
+        r(
+            "hdfs RF AUC (tfidf+RF)",
+            q.hdfs_rf_auc.mean,
+            q_sk.hdfs_rf_auc,
+            q.hdfs_rf_auc.parity(),
+        ),
+        r(
+            "bgl IF AUC (tfidf+IF, all lines)",
+            q.bgl_iforest_auc.mean,
+            q_sk.bgl_iforest_auc,
+            q.bgl_iforest_auc.parity(),
+        ),
+        r(
+            "bgl RF AUC (tfidf+RF, 50/50)",
+            q.bgl_rf_auc.mean,
+            q_sk.bgl_rf_auc,
+            q.bgl_rf_auc.parity(),
+        ),
+        r(
+            "httpparams anomaly AUC (Detector vs tfidf+IF)",
+            q.httpparams_iforest_auc.mean,
+            q_det.httpparams_iforest_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "httpparams risk AUC (Detector vs tfidf+RF)",
+            q.httpparams_rf_auc.mean,
+            q_det.httpparams_rf_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "httpparams unseen recall@1%FPR (Detector vs tfidf+RF)",
+            q.httpparams_unseen_recall_at_1pct_fpr.mean,
+            q_det.httpparams_unseen_recall_at_1pct_fpr,
+            Goal::NotWorseBy(0.0),
+        ),
+        r(
+            "hdfs anomaly AUC (Detector)",
+            q.hdfs_iforest_auc.mean,
+            q_det.hdfs_iforest_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "hdfs risk AUC (Detector)",
+            q.hdfs_rf_auc.mean,
+            q_det.hdfs_rf_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "bgl anomaly AUC (Detector, all lines)",
+            q.bgl_iforest_auc.mean,
+            q_det.bgl_iforest_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "bgl risk AUC (Detector, 50/50)",
+            q.bgl_rf_auc.mean,
+            q_det.bgl_rf_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "synthetic IF AUC (tfidf+IF)",
+            s.test_iforest_auc,
+            sp.pipeline_test_iforest_auc,
+            PARITY,
+        ),
+        r(
+            "synthetic RF AUC (tfidf+RF)",
+            s.test_rf_auc.unwrap_or(f64::NAN),
+            sp.pipeline_test_rf_auc,
+            PARITY,
+        ),
+        r(
+            "synthetic risk AUC (Detector vs tfidf+RF)",
+            s.test_rf_auc.unwrap_or(f64::NAN),
+            sp.detector_test_risk_auc,
+            NOT_WORSE,
+        ),
+        r(
+            "fit s (tfidf+IF+RF, 1 thread)",
+            s.fit_seconds,
+            sp.pipeline_fit_seconds,
+            Goal::AtMostFraction(1.0),
+        ),
+        r(
+            "fit s (Detector, 1 thread)",
+            s.fit_seconds,
+            sp.detector_fit_seconds,
+            Goal::AtMostFraction(1.0),
+        ),
+        r(
+            "batch lines/s, 1 thread (tfidf+IF+RF)",
+            s.batch_lines_per_s_1,
+            sp.pipeline_batch_lines_per_s_1,
+            Goal::AtLeastTimes(1.0),
+        ),
+        r(
+            "batch lines/s, 2 threads (tfidf+IF+RF)",
+            s.batch_lines_per_s_2,
+            sp.pipeline_batch_lines_per_s_2,
+            Goal::AtLeastTimes(1.0),
+        ),
+        r(
+            "batch lines/s, 1 thread (Detector)",
+            s.batch_lines_per_s_1,
+            sp.detector_batch_lines_per_s_1,
+            Goal::AtLeastTimes(5.0),
+        ),
+        r(
+            "batch lines/s, 2 threads (Detector)",
+            s.batch_lines_per_s_2,
+            sp.detector_batch_lines_per_s_2,
+            Goal::AtLeastTimes(5.0),
+        ),
+        r(
+            "single-line latency µs (median; Detector::score_one)",
+            s.single_line_latency_median_us,
+            sp.detector_score_one_median_us,
+            Goal::AtMostFraction(10.0),
+        ),
+        r(
+            "model bytes (pickle vs Detector::to_bytes)",
+            s.model_bytes_pickle as f64,
+            sp.detector_model_bytes as f64,
+            Goal::AtMostFraction(1.0),
+        ),
+        r(
+            "peak RSS MiB (whole run)",
+            sk.peak_rss_bytes as f64 / 1048576.0,
+            rss / 1048576.0,
+            Goal::AtMostFraction(1.0),
+        ),
+    ]
+}
+
+fn main() -> BoxResult<()> {
+    let args = parse_args()?;
+    let python = find_python(args.python.as_deref())?;
+
+    let (texts, labels) = common::synthetic_corpus(corpus_lines(args.quick), CORPUS_SEED);
+    let tmp = std::env::temp_dir().join(format!("soc-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let corpus_path = tmp.join("corpus.jsonl");
+    common::write_corpus_jsonl(&corpus_path, &texts, &labels)?;
+
+    eprintln!("scikit-learn side ({})…", python.display());
+    let t = Instant::now();
+    let sk = run_sklearn(&python, &args, &corpus_path, &tmp.join("sklearn.json"))?;
+    eprintln!(
+        "  done in {:.1} s (scikit-learn {})",
+        t.elapsed().as_secs_f64(),
+        sk.sklearn_version
+    );
+    if (sk.speed.n_train, sk.speed.n_test)
+        != (texts.len() * 8 / 10, texts.len() - texts.len() * 8 / 10)
+    {
+        eprintln!("warning: the Python side used a different synthetic split");
+    }
+
+    eprintln!("soc-core side…");
+    let t = Instant::now();
+    let (q_sk, q_det) = soc_quality(&args)?;
+    let speed = soc_speed(&texts, &labels)?;
+    eprintln!("  done in {:.1} s", t.elapsed().as_secs_f64());
+    let rss = peak_rss_bytes().unwrap_or(0) as f64;
+
+    println!(
+        "\n## soc-core vs scikit-learn {} ({} seed(s){}; synthetic corpus {} train / {} test lines)\n",
+        sk.sklearn_version,
+        args.seeds,
+        if args.quick { ", quick" } else { "" },
+        speed.n_train,
+        speed.n_test
+    );
+    println!("{}", render(&rows(&sk, &q_sk, &q_det, &speed, rss)));
+
+    if let Some(path) = &args.json {
+        let sklearn_json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tmp.join("sklearn.json"))?)?;
+        let report = serde_json::json!({
+            "sklearn": sklearn_json,
+            "soc_core": { "sklearn_shaped": q_sk, "detector": q_det, "speed": speed, "peak_rss_bytes": rss },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}

@@ -1,0 +1,606 @@
+//! The end-to-end detector: text → risk.
+//!
+//! A [`Detector`] holds a TF-IDF vectorizer, an isolation forest over the line's structural
+//! statistics ("how unusual", see [`structural`]), an optional random forest over TF-IDF and
+//! structural columns ("how likely malicious", trained only when labels are given) and a
+//! [`RiskScorer`] calibrated on the isolation forest's training scores.
+//!
+//! ```
+//! use soc_core::{DetectorParams, Severity};
+//!
+//! let mut lines = Vec::new();
+//! let mut labels = Vec::new();
+//! for i in 0..200 {
+//!     lines.push(format!("GET /products?id={i}&page={} HTTP/1.1", i % 7));
+//!     labels.push(false);
+//! }
+//! for i in 0..20 {
+//!     lines.push(format!("GET /products?id={i}' UNION SELECT password FROM users-- HTTP/1.1"));
+//!     labels.push(true);
+//! }
+//! let params = DetectorParams { random_state: Some(7), ..DetectorParams::default() };
+//! let detector = params.fit(&lines, Some(&labels))?;
+//! let score = detector.score_one("GET /products?id=3' UNION SELECT card FROM users-- HTTP/1.1");
+//! assert!(score.malicious_probability > 0.5);
+//! assert!(score.severity >= Severity::Medium);
+//! let why = detector.explain("GET /products?id=3' UNION SELECT card FROM users--");
+//! assert!(why.top_terms.iter().any(|t| t.term == "union" || t.term == "select"));
+//! # Ok::<(), soc_core::Error>(())
+//! ```
+
+mod structural;
+
+use std::cell::RefCell;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Matrix;
+use crate::error::{Error, Result};
+use crate::forest::{
+    IsolationForest, IsolationForestParams, RandomForestClassifier, RandomForestParams,
+    with_threads,
+};
+use crate::model::{Artifact, impl_artifact_methods};
+use crate::risk::{RiskParams, RiskScorer, Score};
+use crate::sparse::CsrMatrix;
+use crate::text::{TfidfParams, TfidfVectorizer};
+
+use structural::{N_STRUCTURAL, NAMES, structural_features};
+
+/// Lines are cut to this many bytes by default before scoring (see
+/// [`DetectorParams::max_line_bytes`]).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Rows scored per parallel task.
+const CHUNK: usize = 512;
+
+/// Settings of a [`Detector`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetectorParams {
+    /// Text features of the classifier (default: scikit-learn's defaults with
+    /// `sublinear_tf`).
+    pub tfidf: TfidfParams,
+    /// The anomaly model over structural features (default: scikit-learn's defaults).
+    pub isolation: IsolationForestParams,
+    /// The classifier, trained when labels are given (default: scikit-learn's defaults).
+    pub forest: RandomForestParams,
+    /// Calibration and threat threshold.
+    pub risk: RiskParams,
+    /// Lines longer than this are cut (at a character boundary) before scoring, so a
+    /// multi-megabyte line costs no more than this. Default 64 KiB.
+    pub max_line_bytes: usize,
+    /// Seed of both forests (overrides theirs when set); `None` = a fresh seed.
+    pub random_state: Option<u64>,
+    /// Threads for fitting and batch scoring; `None` = all cores.
+    pub n_jobs: Option<usize>,
+}
+
+impl Default for DetectorParams {
+    fn default() -> Self {
+        DetectorParams {
+            tfidf: TfidfParams {
+                sublinear_tf: true,
+                ..TfidfParams::default()
+            },
+            isolation: IsolationForestParams::default(),
+            forest: RandomForestParams::default(),
+            risk: RiskParams::default(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            random_state: None,
+            n_jobs: None,
+        }
+    }
+}
+
+/// Which model made a line a threat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fired {
+    /// Neither model alone reached the threat threshold.
+    None,
+    /// The line is unusual (calibrated anomaly ≥ threshold).
+    Anomaly,
+    /// The classifier says malicious (probability ≥ threshold).
+    Classifier,
+    /// Both.
+    Both,
+}
+
+/// A term of the line and how much it pushed the classifier towards "malicious".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TermContribution {
+    /// The vocabulary term.
+    pub term: String,
+    /// Its TF-IDF weight in the line.
+    pub weight: f64,
+    /// Malicious probability with the term minus without it (0 without a classifier).
+    pub contribution: f64,
+}
+
+/// A structural statistic of the line far from the training data's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnusualFeature {
+    /// Feature name (e.g. `quotes`, `symbol_ratio`).
+    pub feature: String,
+    /// The line's value.
+    pub value: f64,
+    /// Median over the training lines.
+    pub typical: f64,
+    /// Distance from the median in units of the training spread (interquartile range).
+    pub deviation: f64,
+}
+
+/// Why a line scored as it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The line's score.
+    pub score: Score,
+    /// Which model crossed the threat threshold.
+    pub fired: Fired,
+    /// The line's terms, most incriminating first (at most 10).
+    pub top_terms: Vec<TermContribution>,
+    /// Structural statistics furthest from training (at most 5, deviation ≥ 2).
+    pub unusual_features: Vec<UnusualFeature>,
+}
+
+/// Median and spread of one structural feature over the training lines.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct FeatureStats {
+    median: f64,
+    spread: f64,
+}
+
+/// A fitted detector. Build one with [`DetectorParams::fit`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detector {
+    params: DetectorParams,
+    tfidf: TfidfVectorizer,
+    isolation: IsolationForest,
+    forest: Option<RandomForestClassifier>,
+    risk: RiskScorer,
+    stats: Vec<FeatureStats>,
+    /// Rarity given to a line without any known word.
+    unknown_idf: f64,
+    /// Rarity (idf) of each vocabulary term that is a word; `None` for terms with digits
+    /// (timestamps, ids, sizes), which are rare without being unusual.
+    #[serde(skip)]
+    word_rarity: Vec<Option<f64>>,
+    n_samples: usize,
+    n_malicious: usize,
+}
+
+/// Per-thread buffers for scoring one line.
+#[derive(Default)]
+struct Scratch {
+    terms: Vec<(u32, f64)>,
+    dense: Vec<f32>,
+    structural: [f64; N_STRUCTURAL],
+    structural_f32: [f32; N_STRUCTURAL],
+    proba: [f64; 2],
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl DetectorParams {
+    fn validate(&self) -> Result<()> {
+        self.risk.validate()?;
+        if self.max_line_bytes == 0 {
+            return Err(Error::invalid_param("max_line_bytes", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Fits a detector on `texts`.
+    ///
+    /// Without labels the detector is unsupervised: the isolation forest learns what the lines
+    /// look like and risk comes from anomaly alone. With labels (`true` = malicious, one per
+    /// text, both classes present) the random forest is trained on all lines and the isolation
+    /// forest on the benign ones only, so that attacks in the training data do not teach it
+    /// that attacks are normal.
+    ///
+    /// The anomaly side needs variety: on a corpus of one distinct line every line scores the
+    /// same anomaly (there is nothing to contrast with), so risk then comes from the classifier
+    /// alone.
+    pub fn fit<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        labels: Option<&[bool]>,
+    ) -> Result<Detector> {
+        self.validate()?;
+        if texts.is_empty() {
+            return Err(Error::invalid_input(
+                "cannot fit a detector on an empty corpus",
+            ));
+        }
+        if let Some(labels) = labels {
+            if labels.len() != texts.len() {
+                return Err(Error::ShapeMismatch {
+                    what: "labels",
+                    expected: texts.len(),
+                    got: labels.len(),
+                });
+            }
+            let n_malicious = labels.iter().filter(|&&l| l).count();
+            if n_malicious == 0 || n_malicious == labels.len() {
+                return Err(Error::invalid_input(format!(
+                    "labels must contain both benign and malicious lines (got {} of {}); \
+                     fit without labels for an anomaly-only detector",
+                    if n_malicious == 0 {
+                        "no malicious line"
+                    } else {
+                        "only malicious lines"
+                    },
+                    labels.len()
+                )));
+            }
+        }
+        with_threads(self.n_jobs, || self.fit_inner(texts, labels))
+    }
+
+    fn fit_inner<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        labels: Option<&[bool]>,
+    ) -> Result<Detector> {
+        let max = self.max_line_bytes;
+        let texts: Vec<&str> = texts
+            .par_iter()
+            .map(|t| truncate(t.as_ref(), max))
+            .collect();
+        let tfidf = self.tfidf.fit(&texts)?;
+        let tfidf_rows = tfidf.transform(&texts);
+        let unknown_idf = tfidf.idf().iter().copied().fold(1.0, f64::max) + 1.0;
+        let word_rarity = word_rarity(&tfidf);
+
+        let structural: Vec<[f64; N_STRUCTURAL]> = (0..texts.len())
+            .into_par_iter()
+            .map(|r| {
+                let (cols, _) = tfidf_rows.row(r);
+                let idf = tfidf.idf();
+                let mut out = [0.0; N_STRUCTURAL];
+                structural_features(
+                    texts[r],
+                    cols.iter().map(|&c| idf[c as usize]),
+                    unknown_idf,
+                    &mut out,
+                );
+                out
+            })
+            .collect();
+
+        let benign: Vec<usize> = match labels {
+            Some(labels) => (0..texts.len()).filter(|&r| !labels[r]).collect(),
+            None => (0..texts.len()).collect(),
+        };
+        let mut anomaly_rows = Array2::<f64>::zeros((benign.len(), N_STRUCTURAL));
+        for (i, &r) in benign.iter().enumerate() {
+            anomaly_rows
+                .row_mut(i)
+                .assign(&ndarray::ArrayView1::from(&structural[r]));
+        }
+        let seed = |offset: u64| self.random_state.map(|s| s.wrapping_add(offset));
+        let isolation_params = IsolationForestParams {
+            random_state: seed(0).or(self.isolation.random_state),
+            n_jobs: self.n_jobs,
+            ..self.isolation.clone()
+        };
+        let isolation = isolation_params.fit(Matrix::Dense(anomaly_rows.view()))?;
+        let training_scores = isolation.score_samples(Matrix::Dense(anomaly_rows.view()))?;
+        let risk = RiskScorer::fit(self.risk, &training_scores)?;
+        let stats = (0..N_STRUCTURAL)
+            .map(|f| feature_stats(anomaly_rows.column(f).iter().copied().collect()))
+            .collect();
+
+        let forest = match labels {
+            Some(labels) => {
+                let x = combined_matrix(&tfidf_rows, &structural);
+                let y: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+                let forest_params = RandomForestParams {
+                    random_state: seed(1).or(self.forest.random_state),
+                    n_jobs: self.n_jobs,
+                    ..self.forest.clone()
+                };
+                Some(forest_params.fit(Matrix::Sparse(&x), &y)?)
+            }
+            None => None,
+        };
+        Ok(Detector {
+            params: self.clone(),
+            tfidf,
+            isolation,
+            forest,
+            risk,
+            stats,
+            unknown_idf,
+            word_rarity,
+            n_samples: texts.len(),
+            n_malicious: labels.map_or(0, |l| l.iter().filter(|&&m| m).count()),
+        })
+    }
+}
+
+fn word_rarity(tfidf: &TfidfVectorizer) -> Vec<Option<f64>> {
+    tfidf
+        .feature_names()
+        .iter()
+        .zip(tfidf.idf())
+        .map(|(term, &idf)| (!term.chars().any(|c| c.is_ascii_digit())).then_some(idf))
+        .collect()
+}
+
+fn feature_stats(mut values: Vec<f64>) -> FeatureStats {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    let spread = (at(0.75) - at(0.25)).max(at(0.95) - at(0.05)).max(1e-3);
+    FeatureStats {
+        median: at(0.5),
+        spread,
+    }
+}
+
+/// TF-IDF columns followed by the structural columns.
+fn combined_matrix(tfidf_rows: &CsrMatrix, structural: &[[f64; N_STRUCTURAL]]) -> CsrMatrix {
+    let n_terms = tfidf_rows.n_cols();
+    let rows = structural
+        .iter()
+        .enumerate()
+        .map(|(r, s)| {
+            let (cols, vals) = tfidf_rows.row(r);
+            let mut row: Vec<(u32, f64)> = cols.iter().copied().zip(vals.iter().copied()).collect();
+            row.extend(
+                s.iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != 0.0)
+                    .map(|(f, &v)| ((n_terms + f) as u32, v)),
+            );
+            row
+        })
+        .collect();
+    CsrMatrix::from_sorted_rows(n_terms + N_STRUCTURAL, rows)
+}
+
+impl Detector {
+    /// Number of classifier columns: vocabulary terms then structural features.
+    fn n_columns(&self) -> usize {
+        self.tfidf.n_features() + N_STRUCTURAL
+    }
+
+    /// The settings it was fitted with.
+    pub fn params(&self) -> &DetectorParams {
+        &self.params
+    }
+
+    /// The fitted vectorizer.
+    pub fn vectorizer(&self) -> &TfidfVectorizer {
+        &self.tfidf
+    }
+
+    /// The anomaly model (over structural features).
+    pub fn isolation_forest(&self) -> &IsolationForest {
+        &self.isolation
+    }
+
+    /// The classifier, when the detector was fitted with labels.
+    pub fn classifier(&self) -> Option<&RandomForestClassifier> {
+        self.forest.as_ref()
+    }
+
+    /// The risk scorer.
+    pub fn risk_scorer(&self) -> &RiskScorer {
+        &self.risk
+    }
+
+    /// Whether a risk makes a threat (`risk >= 10 * threshold`).
+    pub fn is_threat(&self, risk: f64) -> bool {
+        self.risk.is_threat(risk)
+    }
+
+    /// Number of training lines and how many of them were labeled malicious.
+    pub fn training_size(&self) -> (usize, usize) {
+        (self.n_samples, self.n_malicious)
+    }
+
+    /// Scores `texts` in parallel (on the current rayon pool, or `n_jobs` threads when set).
+    pub fn score<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Score> {
+        with_threads(self.params.n_jobs, || {
+            texts
+                .par_chunks(CHUNK)
+                .flat_map_iter(|chunk| {
+                    let mut scratch = Scratch::default();
+                    chunk
+                        .iter()
+                        .map(|t| self.score_with(t.as_ref(), &mut scratch))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+    }
+
+    /// Scores one line on the calling thread, reusing per-thread buffers (no allocation once
+    /// warm).
+    pub fn score_one(&self, text: &str) -> Score {
+        SCRATCH.with(|scratch| self.score_with(text, &mut scratch.borrow_mut()))
+    }
+
+    /// Fills `scratch` with the line's features; returns the raw anomaly score.
+    fn featurize(&self, text: &str, scratch: &mut Scratch) -> f64 {
+        let text = truncate(text, self.params.max_line_bytes);
+        self.tfidf.transform_into(text, &mut scratch.terms);
+        structural_features(
+            text,
+            scratch
+                .terms
+                .iter()
+                .filter_map(|&(c, _)| self.word_rarity[c as usize]),
+            self.unknown_idf,
+            &mut scratch.structural,
+        );
+        for (dst, src) in scratch.structural_f32.iter_mut().zip(&scratch.structural) {
+            *dst = *src as f32;
+        }
+        self.isolation.score_row(&scratch.structural_f32)
+    }
+
+    /// The classifier's malicious probability for the featurized line in `scratch`.
+    fn malicious_probability(&self, scratch: &mut Scratch) -> f64 {
+        let Some(forest) = &self.forest else {
+            return 0.0;
+        };
+        let n_terms = self.tfidf.n_features();
+        if scratch.dense.len() != self.n_columns() {
+            scratch.dense = vec![0.0; self.n_columns()];
+        }
+        for &(c, v) in &scratch.terms {
+            scratch.dense[c as usize] = v as f32;
+        }
+        scratch.dense[n_terms..].copy_from_slice(&scratch.structural_f32);
+        forest.proba_row(&scratch.dense, &mut scratch.proba);
+        for &(c, _) in &scratch.terms {
+            scratch.dense[c as usize] = 0.0;
+        }
+        scratch.proba[1]
+    }
+
+    fn score_with(&self, text: &str, scratch: &mut Scratch) -> Score {
+        let raw_anomaly = self.featurize(text, scratch);
+        let p = self.malicious_probability(scratch);
+        self.risk.score(raw_anomaly, p)
+    }
+
+    /// Explains a line's score: its terms ranked by how much each raises the malicious
+    /// probability (the probability drop when the term is removed), the structural statistics
+    /// furthest from the training data, and which model fired.
+    pub fn explain(&self, text: &str) -> Explanation {
+        let mut scratch = Scratch::default();
+        let score = self.score_with(text, &mut scratch);
+        let threshold = self.risk.params().threshold;
+        let fired = match (
+            score.anomaly >= threshold,
+            score.malicious_probability >= threshold,
+        ) {
+            (true, true) => Fired::Both,
+            (true, false) => Fired::Anomaly,
+            (false, true) => Fired::Classifier,
+            (false, false) => Fired::None,
+        };
+
+        let terms = scratch.terms.clone();
+        let mut top_terms: Vec<TermContribution> = terms
+            .iter()
+            .map(|&(c, weight)| {
+                let contribution = if self.forest.is_some() {
+                    scratch.terms.retain(|&(t, _)| t != c);
+                    let without = self.malicious_probability(&mut scratch);
+                    scratch.terms.clone_from(&terms);
+                    score.malicious_probability - without
+                } else {
+                    0.0
+                };
+                TermContribution {
+                    term: self.tfidf.feature_names()[c as usize].clone(),
+                    weight,
+                    contribution,
+                }
+            })
+            .collect();
+        top_terms.sort_by(|a, b| {
+            b.contribution
+                .total_cmp(&a.contribution)
+                .then(b.weight.total_cmp(&a.weight))
+        });
+        top_terms.truncate(10);
+
+        let mut unusual_features: Vec<UnusualFeature> = self
+            .stats
+            .iter()
+            .zip(scratch.structural)
+            .zip(NAMES)
+            .map(|((stats, value), name)| UnusualFeature {
+                feature: name.to_string(),
+                value,
+                typical: stats.median,
+                deviation: (value - stats.median).abs() / stats.spread,
+            })
+            .filter(|f| f.deviation >= 2.0)
+            .collect();
+        unusual_features.sort_by(|a, b| b.deviation.total_cmp(&a.deviation));
+        unusual_features.truncate(5);
+
+        Explanation {
+            score,
+            fired,
+            top_terms,
+            unusual_features,
+        }
+    }
+}
+
+impl Artifact for Detector {
+    const KIND: &'static str = "detector";
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn metrics_json(&self) -> serde_json::Value {
+        serde_json::json!({ "n_samples": self.n_samples, "n_malicious": self.n_malicious })
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_columns()
+    }
+
+    fn after_load(&mut self) -> Result<()> {
+        self.params
+            .validate()
+            .map_err(|e| Error::invalid_model(e.to_string()))?;
+        self.tfidf.after_load()?;
+        self.word_rarity = word_rarity(&self.tfidf);
+        self.isolation.after_load()?;
+        self.risk.after_load()?;
+        if self.isolation.n_features() != N_STRUCTURAL {
+            return Err(Error::invalid_model(format!(
+                "the anomaly model has {} features, expected {N_STRUCTURAL}",
+                self.isolation.n_features()
+            )));
+        }
+        if self.stats.len() != N_STRUCTURAL
+            || self
+                .stats
+                .iter()
+                .any(|s| !s.median.is_finite() || s.spread.is_nan() || s.spread <= 0.0)
+            || !self.unknown_idf.is_finite()
+        {
+            return Err(Error::invalid_model("inconsistent structural statistics"));
+        }
+        if let Some(forest) = &mut self.forest {
+            forest.after_load()?;
+            if forest.n_features() != self.tfidf.n_features() + N_STRUCTURAL
+                || forest.classes() != [0, 1]
+            {
+                return Err(Error::invalid_model(
+                    "the classifier does not match the vectorizer (features or classes)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl_artifact_methods!(Detector);
