@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod detection;
 pub mod error;
 pub mod pipeline;
 pub mod sample;

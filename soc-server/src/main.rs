@@ -110,6 +110,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         println!("{key}");
     }
+    if state.config.ml_models_enabled {
+        let version = soc_server::detection::start(&state).await?;
+        tracing::info!(%version, "detection pipeline started");
+    } else {
+        tracing::warn!("ML_MODELS_ENABLED=false: logs are stored but not scored");
+    }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

@@ -99,6 +99,9 @@ pub async fn spawn(backend: Backend, ml: bool) -> Option<TestServer> {
         .await
         .unwrap()
         .expect("first start");
+    if ml {
+        soc_server::detection::start(&state).await.unwrap();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let s = state.clone();
@@ -175,18 +178,32 @@ impl TestServer {
         &self,
         path: &str,
         key: &str,
-        body: impl Into<reqwest::Body>,
+        body: impl Into<String>,
         ctype: &str,
     ) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .header("content-type", ctype)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let body: String = body.into();
+        // A server that rejects an oversize body early answers 413 and closes the connection
+        // while the client is still sending: the client may then see a reset instead of the
+        // answer (TCP, not the server). Retry a few times to read the answer.
+        let mut attempt = 0;
+        let resp = loop {
+            let r = self
+                .client
+                .post(self.url(path))
+                .bearer_auth(key)
+                .header("content-type", ctype)
+                .body(body.clone())
+                .send()
+                .await;
+            match r {
+                Ok(resp) => break resp,
+                Err(e) if attempt < 10 => {
+                    attempt += 1;
+                    eprintln!("retrying after a connection error: {e}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))

