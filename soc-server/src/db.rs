@@ -569,15 +569,15 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Postgres(p) => {
-                let mut tx = p.begin().await.map_err(db_err)?;
-                // Touch (and lock) the agents; the ones not updated are unknown.
+                // Check the agents without locking them: every ingest of a tenant touches the
+                // same agent rows, and holding their locks until commit would serialize ingest
+                // (the foreign key still guards against an agent deleted meanwhile).
                 let found: Vec<i64> = sqlx::query_scalar(
-                    "UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = ANY($3) RETURNING id",
+                    "SELECT id FROM agents WHERE tenant_id = $1 AND id = ANY($2)",
                 )
-                .bind(now)
                 .bind(tenant_id)
                 .bind(&agents)
-                .fetch_all(&mut *tx)
+                .fetch_all(p)
                 .await
                 .map_err(db_err)?;
                 if found.len() != agents.len() {
@@ -585,6 +585,7 @@ impl Db {
                     let unknown = agents.into_iter().filter(|a| !found.contains(a)).collect();
                     return Ok(Ingested::UnknownAgents(unknown));
                 }
+                let mut tx = p.begin().await.map_err(db_err)?;
                 let agent_ids: Vec<i64> = logs.iter().map(|l| l.agent_id).collect();
                 let ts: Vec<i64> = logs.iter().map(|l| l.timestamp).collect();
                 let sources: Vec<Option<String>> = logs.iter().map(|l| l.source.clone()).collect();
@@ -611,6 +612,18 @@ impl Db {
                     .await
                     .map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
+                // Heartbeat after the commit, best effort, at most once a second per agent.
+                let touched = sqlx::query(
+                    "UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = ANY($3) AND last_seen < $1 - 1000",
+                )
+                .bind(now)
+                .bind(tenant_id)
+                .bind(&agents)
+                .execute(p)
+                .await;
+                if let Err(e) = touched {
+                    tracing::debug!(error = %e, "last_seen update skipped");
+                }
             }
             Db::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
@@ -774,6 +787,16 @@ impl Db {
                    (SELECT COUNT(*) FROM threat_detections WHERE tenant_id = $1)";
         on_pool!(self, p => sqlx::query_as::<_, (i64, i64, i64)>(sql).bind(tenant_id)
             .fetch_one(p).await.map_err(db_err))
+    }
+
+    /// Detection lag of each threat of a tenant: commit of the detection minus commit of the
+    /// log, in milliseconds (for the load benchmark).
+    pub async fn detection_lags_ms(&self, tenant_id: i64) -> R<Vec<i64>> {
+        let sql = "SELECT t.detected_at - l.received_at FROM threat_detections t \
+                   JOIN agent_logs l ON l.tenant_id = t.tenant_id AND l.id = t.log_id \
+                   WHERE t.tenant_id = $1";
+        on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).bind(tenant_id)
+            .fetch_all(p).await.map_err(db_err))
     }
 
     // ---- model versions ---------------------------------------------------------------------

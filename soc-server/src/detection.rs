@@ -127,7 +127,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<String> {
 /// Wakes the pipeline when another replica commits logs (PostgreSQL LISTEN).
 fn listen_for_other_replicas(pool: sqlx::PgPool, state: AppState) {
     tokio::spawn(async move {
-        loop {
+        while !pool.is_closed() {
             let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(l) => l,
                 Err(e) => {
