@@ -131,6 +131,7 @@ pub async fn system_status(State(st): State<AppState>, _auth: Auth) -> Json<Valu
             "model_store_status": model_store_status,
             "ai_agents": {
                 "pipeline_running": report.pipeline_running,
+                "workers": report.workers,
                 "ml_models_enabled": st.config.ml_models_enabled,
                 "backlog": backlog,
                 "active_model_version": report.active_model_version,
@@ -389,7 +390,7 @@ pub async fn ingest_logs(
     let logs = parse_logs(&body)?;
     match st.db.insert_logs(auth.tenant_id, &logs).await? {
         Ingested::Committed { count, received_at } => {
-            st.pipeline.wake.notify_one();
+            st.pipeline.wake();
             Ok((
                 StatusCode::CREATED,
                 Json(json!({"accepted": count, "received_at": db::ms_to_rfc3339(received_at)})),
@@ -638,7 +639,7 @@ pub async fn create_sample_agents(
         })
         .collect();
     match st.db.insert_logs(auth.tenant_id, &rows).await? {
-        Ingested::Committed { .. } => st.pipeline.wake.notify_one(),
+        Ingested::Committed { .. } => st.pipeline.wake(),
         Ingested::UnknownAgents(_) => return Err(ApiError::internal("sample agents vanished")),
     }
     Ok((

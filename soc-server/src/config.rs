@@ -105,6 +105,15 @@ pub struct Config {
         global = true
     )]
     pub detection_batch_size: usize,
+    /// Concurrent detection workers in this process (0: 2 on PostgreSQL, where SKIP LOCKED lets
+    /// them overlap scoring with database round trips; 1 on SQLite, which has one writer).
+    #[arg(
+        long,
+        env = "SOC_DETECTION_WORKERS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub detection_workers: usize,
     /// Interval fallback of the detection pipeline, in milliseconds (it is also woken by ingest).
     #[arg(
         long,

@@ -111,16 +111,23 @@ fn train_bootstrap(threshold: f64) -> anyhow::Result<(Detector, serde_json::Valu
 /// Loads (or trains) the detector and starts the detection loop. Returns the model version.
 pub async fn start(state: &AppState) -> anyhow::Result<String> {
     let (detector, version) = load_or_bootstrap(state).await?;
+    let workers = match (state.config.detection_workers, &state.db) {
+        (0, Db::Postgres(_)) => 2,
+        (0, Db::Sqlite(_)) => 1,
+        (n, _) => n,
+    };
     state.pipeline.update(|r| {
         r.pipeline_running = true;
+        r.workers = workers;
         r.active_model_version = Some(version.clone());
     });
     if let Db::Postgres(pool) = &state.db {
         listen_for_other_replicas(pool.clone(), state.clone());
     }
-    let st = state.clone();
-    let v = version.clone();
-    tokio::spawn(async move { run_loop(st, detector, v).await });
+    for worker in 0..workers {
+        let (st, d, v) = (state.clone(), detector.clone(), version.clone());
+        tokio::spawn(async move { run_loop(st, d, v, worker).await });
+    }
     Ok(version)
 }
 
@@ -141,16 +148,16 @@ fn listen_for_other_replicas(pool: sqlx::PgPool, state: AppState) {
                 continue;
             }
             while listener.recv().await.is_ok() {
-                state.pipeline.wake.notify_one();
+                state.pipeline.wake();
             }
         }
     });
 }
 
-async fn run_loop(state: AppState, detector: Arc<Detector>, version: String) {
+async fn run_loop(state: AppState, detector: Arc<Detector>, version: String, worker: usize) {
     let interval = Duration::from_millis(state.config.detection_interval_ms.max(10));
     let batch = state.config.detection_batch_size.max(1);
-    tracing::info!(%version, batch, ?interval, "detection pipeline running");
+    tracing::info!(%version, worker, batch, ?interval, "detection worker running");
     loop {
         // Scoring is CPU work inside the claim transaction: move this worker off the async
         // scheduler while it runs, so request handling continues on the other workers.
@@ -180,6 +187,7 @@ async fn run_loop(state: AppState, detector: Arc<Detector>, version: String) {
                 // More may be pending: go again without waiting.
             }
             Ok(_) => {
+                // Every worker waits; ingest wakes them all.
                 tokio::select! {
                     _ = state.pipeline.wake.notified() => {}
                     _ = tokio::time::sleep(interval) => {}

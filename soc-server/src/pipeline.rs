@@ -11,6 +11,8 @@ use tokio::sync::Notify;
 pub struct PipelineReport {
     /// Whether the detection loop is running.
     pub pipeline_running: bool,
+    /// Detection workers in this process.
+    pub workers: usize,
     /// Version of the detector in use.
     pub active_model_version: Option<String>,
     /// Logs in the last batch.
@@ -42,6 +44,12 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Wakes the detection workers: those waiting now, and one more that is about to wait.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     /// Updates the report.

@@ -122,7 +122,67 @@ async fn restart_loads_the_stored_model(b: Backend) {
     );
 }
 
+async fn two_replicas_score_each_log_exactly_once(b: Backend) {
+    // Server A ingests (no pipeline); replicas B and C run pipelines on the same database and
+    // model store, with small batches so that both take part.
+    let s = spawn(b, false).await.unwrap();
+    let mut config = (*s.state.config).clone();
+    config.ml_models_enabled = true;
+    config.detection_batch_size = 50;
+    config.detection_workers = 1;
+    let replica_b = soc_server::connect(config.clone()).await.unwrap();
+    let replica_c = soc_server::connect(config).await.unwrap();
+    let vb = soc_server::detection::start(&replica_b).await.unwrap();
+    let vc = soc_server::detection::start(&replica_c).await.unwrap();
+    assert_eq!(
+        vb, vc,
+        "the second replica loads the model the first one trained"
+    );
+
+    let (t, admin, _, _) = s.tenant("acme").await;
+    let n = 1500;
+    let (st, body) = s
+        .post(
+            "/api/test/create-sample-agents",
+            &admin,
+            json!({"logs": n, "seed": 5}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    // Wait for the replicas' own counts (updated just after each commit) to cover every log.
+    let t0 = Instant::now();
+    loop {
+        let (rb, rc) = (replica_b.pipeline.report(), replica_c.pipeline.report());
+        if rb.scored_total + rc.scored_total >= n as u64 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "scoring too slow");
+        // B and C only hear about the logs through NOTIFY (PostgreSQL) or their interval.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.state.db.counts(t).await.unwrap().1, n);
+    let (rb, rc) = (replica_b.pipeline.report(), replica_c.pipeline.report());
+    assert_eq!(
+        rb.scored_total + rc.scored_total,
+        n as u64,
+        "each log scored exactly once"
+    );
+    // On PostgreSQL, NOTIFY wakes both at once and SKIP LOCKED lets them work side by side;
+    // SQLite has one writer, so one replica may drain everything before the other wakes.
+    assert!(
+        b == Backend::Sqlite || (rb.scored_total > 0 && rc.scored_total > 0),
+        "both replicas took part: {} / {}",
+        rb.scored_total,
+        rc.scored_total
+    );
+    let (_, _, threats) = s.state.db.counts(t).await.unwrap();
+    assert_eq!(threats as u64, rb.threats_total + rc.threats_total);
+    assert!(threats > 0);
+}
+
 both_backends!(
     ingested_attacks_become_threats,
-    restart_loads_the_stored_model
+    restart_loads_the_stored_model,
+    two_replicas_score_each_log_exactly_once,
 );
