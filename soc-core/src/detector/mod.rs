@@ -178,6 +178,8 @@ struct Scratch {
     dense: Vec<f32>,
     structural: [f64; N_STRUCTURAL],
     structural_f32: [f32; N_STRUCTURAL],
+    /// The classifier row's non-zero columns (terms, then every structural column).
+    nonzero: Vec<u32>,
     proba: [f64; 2],
 }
 
@@ -457,11 +459,10 @@ impl Detector {
         self.isolation.score_row(&scratch.structural_f32)
     }
 
-    /// The classifier's malicious probability for the featurized line in `scratch`.
-    fn malicious_probability(&self, scratch: &mut Scratch) -> f64 {
-        let Some(forest) = &self.forest else {
-            return 0.0;
-        };
+    /// The classifier's malicious probability for the featurized line in `scratch` (`None`
+    /// without a classifier).
+    fn malicious_probability(&self, scratch: &mut Scratch) -> Option<f64> {
+        let forest = self.forest.as_ref()?;
         let n_terms = self.tfidf.n_features();
         if scratch.dense.len() != self.n_columns() {
             scratch.dense = vec![0.0; self.n_columns()];
@@ -470,11 +471,18 @@ impl Detector {
             scratch.dense[c as usize] = v as f32;
         }
         scratch.dense[n_terms..].copy_from_slice(&scratch.structural_f32);
-        forest.proba_row(&scratch.dense, &mut scratch.proba);
+        scratch.nonzero.clear();
+        scratch
+            .nonzero
+            .extend(scratch.terms.iter().map(|&(c, _)| c));
+        scratch
+            .nonzero
+            .extend((n_terms..self.n_columns()).map(|c| c as u32));
+        forest.proba_row_nz(&scratch.dense, &scratch.nonzero, &mut scratch.proba);
         for &(c, _) in &scratch.terms {
             scratch.dense[c as usize] = 0.0;
         }
-        scratch.proba[1]
+        Some(scratch.proba[1])
     }
 
     fn score_with(&self, text: &str, scratch: &mut Scratch) -> Score {
@@ -506,7 +514,7 @@ impl Detector {
             .map(|&(c, weight)| {
                 let contribution = if self.forest.is_some() {
                     scratch.terms.retain(|&(t, _)| t != c);
-                    let without = self.malicious_probability(&mut scratch);
+                    let without = self.malicious_probability(&mut scratch).unwrap_or(0.0);
                     scratch.terms.clone_from(&terms);
                     score.malicious_probability - without
                 } else {
