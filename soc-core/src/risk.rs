@@ -11,10 +11,12 @@
 //! Risk is the noisy-OR `10 · (1 − (1 − p)(1 − a″))` of the malicious probability `p` and the
 //! anomaly's contribution `a″`. Without a classifier `a″ = a′`. With one, the classifier ranks
 //! far better than anomaly on the bulk of traffic, so anomaly counts only in its tail:
-//! `a″ = a′ · ramp`, the ramp rising from 0 at the top 1% (`1 − 10 · rate` quantile) to 1 at
-//! the threat threshold. A line the classifier does not know but that is rarer than
-//! 99.9% of normal traffic still becomes a threat; ordinary variation in normal traffic does
-//! not blur the classifier's ranking.
+//! `a″ = w · a′ · ramp`, the ramp rising from 0 at the top 1% (`1 − 10 · rate` quantile) to 1
+//! at the threat threshold, and `w` in [0, 1] the anomaly's weight, learned from how well the
+//! anomaly alone separates the labeled training lines (see [`RiskScorer::with_anomaly_weight`]).
+//! Where anomaly is informative, a line the classifier does not know but that is rarer than
+//! 99.9% of normal traffic still becomes a threat; where it is not, it does not blur the
+//! classifier's ranking.
 
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +129,8 @@ pub struct RiskScorer {
     params: RiskParams,
     /// Sorted raw anomaly scores of the training data (a subsample of order statistics).
     reference: Vec<f64>,
+    /// Weight of the anomaly next to a classifier, in [0, 1].
+    anomaly_weight: f64,
 }
 
 impl RiskScorer {
@@ -149,7 +153,29 @@ impl RiskScorer {
                 .map(|i| sorted[i * (n - 1) / (REFERENCE_POINTS - 1)])
                 .collect()
         };
-        Ok(RiskScorer { params, reference })
+        Ok(RiskScorer {
+            params,
+            reference,
+            anomaly_weight: 1.0,
+        })
+    }
+
+    /// Sets the anomaly's weight next to a classifier from its ROC AUC on labeled training
+    /// lines (out of sample for the malicious ones, which the anomaly model never sees): 0 up
+    /// to an AUC of 0.75, rising linearly to 1 at 0.95. An anomaly model that barely separates
+    /// attacks from normal lines would only add noise to the classifier's ranking.
+    pub fn with_anomaly_weight(mut self, training_auc: f64) -> RiskScorer {
+        self.anomaly_weight = if training_auc.is_finite() {
+            ((training_auc - 0.75) / 0.2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// The anomaly's weight next to a classifier, in [0, 1].
+    pub fn anomaly_weight(&self) -> f64 {
+        self.anomaly_weight
     }
 
     /// The settings.
@@ -231,7 +257,7 @@ impl RiskScorer {
                 } else {
                     1.0
                 };
-                anomaly * ramp
+                self.anomaly_weight * anomaly * ramp
             }
         };
         let p = match malicious_probability {
@@ -254,6 +280,9 @@ impl RiskScorer {
 
     pub(crate) fn after_load(&mut self) -> Result<()> {
         self.params.validate()?;
+        if !(0.0..=1.0).contains(&self.anomaly_weight) {
+            return Err(Error::invalid_model("anomaly weight must be in [0, 1]"));
+        }
         if self.reference.is_empty()
             || self.reference.iter().any(|s| !s.is_finite())
             || self.reference.windows(2).any(|w| w[0] > w[1])
@@ -317,6 +346,11 @@ mod tests {
         // ...a line rarer than 99.9% of training still becomes a threat on its own.
         assert!(s.is_threat(s.score(0.3 + 0.1 * 0.9995, Some(0.0)).risk));
         assert!(!s.is_threat(s.score(0.3 + 0.1 * 0.98, Some(0.0)).risk));
+        // An uninformative anomaly model does not count at all.
+        let weak = scorer().with_anomaly_weight(0.6);
+        assert_eq!(weak.anomaly_weight(), 0.0);
+        assert_eq!(weak.score(0.3 + 0.1 * 0.9995, Some(0.25)).risk, 2.5);
+        assert_eq!(scorer().with_anomaly_weight(0.85).anomaly_weight(), 0.5);
     }
 
     #[test]

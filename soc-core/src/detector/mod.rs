@@ -59,8 +59,7 @@ const CHUNK: usize = 512;
 /// Settings of a [`Detector`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectorParams {
-    /// Text features of the classifier (default: scikit-learn's defaults with
-    /// `sublinear_tf`).
+    /// Text features of the classifier (default: scikit-learn's defaults).
     pub tfidf: TfidfParams,
     /// The anomaly model over structural features (default: scikit-learn's defaults).
     pub isolation: IsolationForestParams,
@@ -80,10 +79,7 @@ pub struct DetectorParams {
 impl Default for DetectorParams {
     fn default() -> Self {
         DetectorParams {
-            tfidf: TfidfParams {
-                sublinear_tf: true,
-                ..TfidfParams::default()
-            },
+            tfidf: TfidfParams::default(),
             isolation: IsolationForestParams::default(),
             forest: RandomForestParams::default(),
             risk: RiskParams::default(),
@@ -304,7 +300,7 @@ impl DetectorParams {
         };
         let isolation = isolation_params.fit(Matrix::Dense(anomaly_rows.view()))?;
         let training_scores = isolation.score_samples(Matrix::Dense(anomaly_rows.view()))?;
-        let risk = RiskScorer::fit(self.risk, &training_scores)?;
+        let mut risk = RiskScorer::fit(self.risk, &training_scores)?;
         let stats = (0..N_STRUCTURAL)
             .map(|f| feature_stats(anomaly_rows.column(f).iter().copied().collect()))
             .collect();
@@ -322,6 +318,20 @@ impl DetectorParams {
             }
             None => None,
         };
+        if let Some(labels) = labels {
+            // How well anomaly alone separates the labeled lines decides its weight in risk.
+            let malicious: Vec<usize> = (0..texts.len()).filter(|&r| labels[r]).collect();
+            let mut rows = Array2::<f64>::zeros((malicious.len(), N_STRUCTURAL));
+            for (i, &r) in malicious.iter().enumerate() {
+                rows.row_mut(i)
+                    .assign(&ndarray::ArrayView1::from(&structural[r]));
+            }
+            let mut scores = training_scores.clone();
+            scores.extend(isolation.score_samples(Matrix::Dense(rows.view()))?);
+            let is_malicious: Vec<bool> = (0..scores.len()).map(|i| i >= benign.len()).collect();
+            let auc = crate::metrics::roc_auc(&scores, &is_malicious).unwrap_or(0.5);
+            risk = risk.with_anomaly_weight(auc);
+        }
         Ok(Detector {
             params: self.clone(),
             tfidf,
