@@ -7,6 +7,16 @@
 //! anomaly, one in the rarest `expected_anomaly_rate` of training lines crosses the threat
 //! threshold, and one beyond anything seen in training approaches 1. The mapping is strictly
 //! increasing, so it keeps the ranking (and the ROC AUC) of the raw score.
+//!
+//! Risk is the noisy-OR `10 · (1 − (1 − p)(1 − a″))` of the malicious probability `p` and the
+//! anomaly's contribution `a″`. Without a classifier `a″ = a′`. With one, the classifier ranks
+//! far better than anomaly on the bulk of traffic, so anomaly counts only in its tail:
+//! `a″ = w · a′ · ramp`, the ramp rising from 0 at the top 1% (`1 − 10 · rate` quantile) to 1
+//! at the threat threshold, and `w` in [0, 1] the anomaly's weight, learned from how well the
+//! anomaly alone separates the labeled training lines (see [`RiskScorer::with_anomaly_weight`]).
+//! Where anomaly is informative, a line the classifier does not know but that is rarer than
+//! 99.9% of normal traffic still becomes a threat; where it is not, it does not blur the
+//! classifier's ranking.
 
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +129,8 @@ pub struct RiskScorer {
     params: RiskParams,
     /// Sorted raw anomaly scores of the training data (a subsample of order statistics).
     reference: Vec<f64>,
+    /// Weight of the anomaly next to a classifier, in [0, 1].
+    anomaly_weight: f64,
 }
 
 impl RiskScorer {
@@ -141,7 +153,29 @@ impl RiskScorer {
                 .map(|i| sorted[i * (n - 1) / (REFERENCE_POINTS - 1)])
                 .collect()
         };
-        Ok(RiskScorer { params, reference })
+        Ok(RiskScorer {
+            params,
+            reference,
+            anomaly_weight: 1.0,
+        })
+    }
+
+    /// Sets the anomaly's weight next to a classifier from its ROC AUC on labeled training
+    /// lines (out of sample for the malicious ones, which the anomaly model never sees): 0 up
+    /// to an AUC of 0.75, rising linearly to 1 at 0.95. An anomaly model that barely separates
+    /// attacks from normal lines would only add noise to the classifier's ranking.
+    pub fn with_anomaly_weight(mut self, training_auc: f64) -> RiskScorer {
+        self.anomaly_weight = if training_auc.is_finite() {
+            ((training_auc - 0.75) / 0.2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// The anomaly's weight next to a classifier, in [0, 1].
+    pub fn anomaly_weight(&self) -> f64 {
+        self.anomaly_weight
     }
 
     /// The settings.
@@ -210,14 +244,27 @@ impl RiskScorer {
 
     /// Risk, severity and both components for a raw anomaly score and a malicious
     /// probability.
-    pub fn score(&self, raw_anomaly: f64, malicious_probability: f64) -> Score {
+    ///
+    /// `malicious_probability` is `None` for a detector without a classifier.
+    pub fn score(&self, raw_anomaly: f64, malicious_probability: Option<f64>) -> Score {
         let anomaly = self.calibrate(raw_anomaly);
-        let p = if malicious_probability.is_finite() {
-            malicious_probability.clamp(0.0, 1.0)
-        } else {
-            0.0
+        let contribution = match malicious_probability {
+            None => anomaly,
+            Some(_) => {
+                let (low, high) = (0.4_f64.min(self.params.threshold), self.params.threshold);
+                let ramp = if high > low {
+                    ((anomaly - low) / (high - low)).clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
+                self.anomaly_weight * anomaly * ramp
+            }
         };
-        let risk = 10.0 * (1.0 - (1.0 - p) * (1.0 - anomaly));
+        let p = match malicious_probability {
+            Some(p) if p.is_finite() => p.clamp(0.0, 1.0),
+            _ => 0.0,
+        };
+        let risk = 10.0 * (1.0 - (1.0 - p) * (1.0 - contribution));
         Score {
             risk,
             severity: Severity::from_risk(risk),
@@ -233,6 +280,9 @@ impl RiskScorer {
 
     pub(crate) fn after_load(&mut self) -> Result<()> {
         self.params.validate()?;
+        if !(0.0..=1.0).contains(&self.anomaly_weight) {
+            return Err(Error::invalid_model("anomaly weight must be in [0, 1]"));
+        }
         if self.reference.is_empty()
             || self.reference.iter().any(|s| !s.is_finite())
             || self.reference.windows(2).any(|w| w[0] > w[1])
@@ -269,22 +319,38 @@ mod tests {
             prev = c;
         }
         // The median training line is low; the 99.95th percentile is a threat; beyond max is critical.
-        assert!(s.score(0.35, 0.0).severity == Severity::Low);
-        assert!(s.is_threat(s.score(0.3 + 0.1 * 0.9995, 0.0).risk));
-        assert_eq!(s.score(0.6, 0.0).severity, Severity::Critical);
+        assert!(s.score(0.35, None).severity == Severity::Low);
+        assert!(s.is_threat(s.score(0.3 + 0.1 * 0.9995, None).risk));
+        assert_eq!(s.score(0.6, None).severity, Severity::Critical);
     }
 
     #[test]
     fn risk_combines_as_noisy_or() {
         let s = scorer();
-        let low = s.score(0.3, 0.0);
+        let low = s.score(0.3, Some(0.0));
         assert_eq!(low.risk, 0.0);
-        let sure = s.score(0.3, 1.0);
+        let sure = s.score(0.3, Some(1.0));
         assert_eq!(sure.risk, 10.0);
         assert_eq!(sure.severity, Severity::Critical);
-        let both = s.score(0.35, 0.5);
-        assert!(both.risk > 5.0 && both.risk < 10.0);
-        assert_eq!(s.score(0.35, f64::NAN).malicious_probability, 0.0);
+        let tail = s.score(0.3 + 0.1 * 0.9995, Some(0.5));
+        assert!(tail.risk > 5.0 && tail.risk < 10.0);
+        assert_eq!(s.score(0.35, Some(f64::NAN)).malicious_probability, 0.0);
+    }
+
+    #[test]
+    fn with_a_classifier_only_the_anomaly_tail_counts() {
+        let s = scorer();
+        // The median line's anomaly adds nothing to the classifier's verdict...
+        assert!((s.score(0.35, Some(0.2)).risk - 2.0).abs() < 1e-12);
+        assert!(s.score(0.35, None).risk > 0.0);
+        // ...a line rarer than 99.9% of training still becomes a threat on its own.
+        assert!(s.is_threat(s.score(0.3 + 0.1 * 0.9995, Some(0.0)).risk));
+        assert!(!s.is_threat(s.score(0.3 + 0.1 * 0.98, Some(0.0)).risk));
+        // An uninformative anomaly model does not count at all.
+        let weak = scorer().with_anomaly_weight(0.6);
+        assert_eq!(weak.anomaly_weight(), 0.0);
+        assert_eq!(weak.score(0.3 + 0.1 * 0.9995, Some(0.25)).risk, 2.5);
+        assert_eq!(scorer().with_anomaly_weight(0.85).anomaly_weight(), 0.5);
     }
 
     #[test]

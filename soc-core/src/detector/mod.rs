@@ -59,8 +59,7 @@ const CHUNK: usize = 512;
 /// Settings of a [`Detector`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectorParams {
-    /// Text features of the classifier (default: scikit-learn's defaults with
-    /// `sublinear_tf`).
+    /// Text features of the classifier (default: scikit-learn's defaults).
     pub tfidf: TfidfParams,
     /// The anomaly model over structural features (default: scikit-learn's defaults).
     pub isolation: IsolationForestParams,
@@ -80,10 +79,7 @@ pub struct DetectorParams {
 impl Default for DetectorParams {
     fn default() -> Self {
         DetectorParams {
-            tfidf: TfidfParams {
-                sublinear_tf: true,
-                ..TfidfParams::default()
-            },
+            tfidf: TfidfParams::default(),
             isolation: IsolationForestParams::default(),
             forest: RandomForestParams::default(),
             risk: RiskParams::default(),
@@ -178,6 +174,8 @@ struct Scratch {
     dense: Vec<f32>,
     structural: [f64; N_STRUCTURAL],
     structural_f32: [f32; N_STRUCTURAL],
+    /// The classifier row's non-zero columns (terms, then every structural column).
+    nonzero: Vec<u32>,
     proba: [f64; 2],
 }
 
@@ -302,7 +300,7 @@ impl DetectorParams {
         };
         let isolation = isolation_params.fit(Matrix::Dense(anomaly_rows.view()))?;
         let training_scores = isolation.score_samples(Matrix::Dense(anomaly_rows.view()))?;
-        let risk = RiskScorer::fit(self.risk, &training_scores)?;
+        let mut risk = RiskScorer::fit(self.risk, &training_scores)?;
         let stats = (0..N_STRUCTURAL)
             .map(|f| feature_stats(anomaly_rows.column(f).iter().copied().collect()))
             .collect();
@@ -320,6 +318,20 @@ impl DetectorParams {
             }
             None => None,
         };
+        if let Some(labels) = labels {
+            // How well anomaly alone separates the labeled lines decides its weight in risk.
+            let malicious: Vec<usize> = (0..texts.len()).filter(|&r| labels[r]).collect();
+            let mut rows = Array2::<f64>::zeros((malicious.len(), N_STRUCTURAL));
+            for (i, &r) in malicious.iter().enumerate() {
+                rows.row_mut(i)
+                    .assign(&ndarray::ArrayView1::from(&structural[r]));
+            }
+            let mut scores = training_scores.clone();
+            scores.extend(isolation.score_samples(Matrix::Dense(rows.view()))?);
+            let is_malicious: Vec<bool> = (0..scores.len()).map(|i| i >= benign.len()).collect();
+            let auc = crate::metrics::roc_auc(&scores, &is_malicious).unwrap_or(0.5);
+            risk = risk.with_anomaly_weight(auc);
+        }
         Ok(Detector {
             params: self.clone(),
             tfidf,
@@ -457,11 +469,10 @@ impl Detector {
         self.isolation.score_row(&scratch.structural_f32)
     }
 
-    /// The classifier's malicious probability for the featurized line in `scratch`.
-    fn malicious_probability(&self, scratch: &mut Scratch) -> f64 {
-        let Some(forest) = &self.forest else {
-            return 0.0;
-        };
+    /// The classifier's malicious probability for the featurized line in `scratch` (`None`
+    /// without a classifier).
+    fn malicious_probability(&self, scratch: &mut Scratch) -> Option<f64> {
+        let forest = self.forest.as_ref()?;
         let n_terms = self.tfidf.n_features();
         if scratch.dense.len() != self.n_columns() {
             scratch.dense = vec![0.0; self.n_columns()];
@@ -470,11 +481,18 @@ impl Detector {
             scratch.dense[c as usize] = v as f32;
         }
         scratch.dense[n_terms..].copy_from_slice(&scratch.structural_f32);
-        forest.proba_row(&scratch.dense, &mut scratch.proba);
+        scratch.nonzero.clear();
+        scratch
+            .nonzero
+            .extend(scratch.terms.iter().map(|&(c, _)| c));
+        scratch
+            .nonzero
+            .extend((n_terms..self.n_columns()).map(|c| c as u32));
+        forest.proba_row_nz(&scratch.dense, &scratch.nonzero, &mut scratch.proba);
         for &(c, _) in &scratch.terms {
             scratch.dense[c as usize] = 0.0;
         }
-        scratch.proba[1]
+        Some(scratch.proba[1])
     }
 
     fn score_with(&self, text: &str, scratch: &mut Scratch) -> Score {
@@ -506,7 +524,7 @@ impl Detector {
             .map(|&(c, weight)| {
                 let contribution = if self.forest.is_some() {
                     scratch.terms.retain(|&(t, _)| t != c);
-                    let without = self.malicious_probability(&mut scratch);
+                    let without = self.malicious_probability(&mut scratch).unwrap_or(0.0);
                     scratch.terms.clone_from(&terms);
                     score.malicious_probability - without
                 } else {

@@ -386,9 +386,9 @@ impl RandomForestClassifier {
             .collect())
     }
 
-    /// Class probabilities of one dense `f32` row (at least `n_features` long) into `out`
-    /// (`n_classes` long).
-    #[allow(dead_code)] // the detector's per-line path, written in parallel
+    /// Class probabilities of one dense row by walking every tree node by node: the
+    /// reference the chain walk is tested against.
+    #[cfg(test)]
     pub(crate) fn proba_row(&self, x: &[f32], out: &mut [f64]) {
         out.fill(0.0);
         for tree in &self.trees {
@@ -400,10 +400,9 @@ impl RandomForestClassifier {
         out.iter_mut().for_each(|o| *o /= n);
     }
 
-    /// [`proba_row`](Self::proba_row) for a row whose non-zero features are (a superset of)
-    /// `nz`: long chains of splits that send zeros left are crossed by looking up only the
-    /// row's own features. Same result as `proba_row`.
-    #[allow(dead_code)] // the detector's per-line path, written in parallel
+    /// Class probabilities of one dense row `x` whose non-zero features are (a superset of)
+    /// `nz`, into `out`: long chains of splits that send zeros left are crossed by looking up only the
+    /// row's own features. Same result as walking every tree node by node.
     pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
         out.fill(0.0);
         self.sum_leaves(x, nz, &mut Vec::new(), out);
@@ -412,7 +411,7 @@ impl RandomForestClassifier {
     }
 
     fn indexed(mut self) -> Self {
-        self.chains = ChainIndex::new(&self.trees, self.n_features);
+        self.chains = ChainIndex::new(&self.trees, self.n_features, MIN_CHAIN);
         self
     }
 
@@ -462,8 +461,9 @@ impl RandomForestClassifier {
     }
 }
 
-/// Shortest chain worth indexing.
-const MIN_CHAIN: usize = 8;
+/// Shortest chain worth indexing: crossing a chain costs a lookup per non-zero feature of the
+/// row, so shorter chains are faster to walk node by node.
+const MIN_CHAIN: usize = 512;
 
 /// Index of the forest's long chains. Trees grown on text are mostly chains of splits
 /// `x[f] <= t` with `t >= 0` whose left child is the next node: a sparse row, zero on almost
@@ -477,14 +477,17 @@ struct ChainIndex {
     /// Per tree, per node: the node a row reaches by staying left through the chain that
     /// starts there, or `u32::MAX` when no long chain starts there.
     chain_end: Vec<Vec<u32>>,
+    /// Whether a tree has any indexed chain (the others are walked node by node).
+    has_chain: Vec<bool>,
     /// `occ[feat_ptr[f]..feat_ptr[f + 1]]`: the `(tree, node)` chain nodes testing `f`.
     feat_ptr: Vec<usize>,
     occ: Vec<(u32, u32)>,
 }
 
 impl ChainIndex {
-    fn new(trees: &[Tree], n_features: usize) -> Self {
+    fn new(trees: &[Tree], n_features: usize, min_chain: usize) -> Self {
         let mut chain_end = Vec::with_capacity(trees.len());
+        let mut has_chain = Vec::with_capacity(trees.len());
         let mut counts = vec![0usize; n_features + 1];
         let mut members: Vec<(u32, u32, u32)> = Vec::new();
         for (t, tree) in trees.iter().enumerate() {
@@ -502,7 +505,7 @@ impl ChainIndex {
                 while end < nodes.len() && zero_left(end) {
                     end += 1;
                 }
-                if end - i >= MIN_CHAIN {
+                if end - i >= min_chain {
                     ends[i] = end as u32;
                     for (k, node) in nodes.iter().enumerate().take(end).skip(i) {
                         let f = node.feature;
@@ -512,6 +515,7 @@ impl ChainIndex {
                 }
                 i = end;
             }
+            has_chain.push(ends.iter().any(|&e| e != u32::MAX));
             chain_end.push(ends);
         }
         for f in 0..n_features {
@@ -526,6 +530,7 @@ impl ChainIndex {
         }
         ChainIndex {
             chain_end,
+            has_chain,
             feat_ptr: counts,
             occ,
         }
@@ -549,6 +554,12 @@ impl RandomForestClassifier {
                 .map(|&f| (index.feat_ptr[f as usize], index.feat_ptr[f as usize + 1])),
         );
         for (t, tree) in self.trees.iter().enumerate() {
+            if !index.has_chain[t] {
+                for (o, v) in out.iter_mut().zip(tree.predict(x)) {
+                    *o += v;
+                }
+                continue;
+            }
             let t32 = t as u32;
             // The part of each feature's list that belongs to tree t.
             for c in cursors.iter_mut() {
@@ -618,7 +629,7 @@ impl Artifact for RandomForestClassifier {
 
     fn after_load(&mut self) -> Result<()> {
         self.check()?;
-        self.chains = ChainIndex::new(&self.trees, self.n_features);
+        self.chains = ChainIndex::new(&self.trees, self.n_features, MIN_CHAIN);
         Ok(())
     }
 }
@@ -1726,7 +1737,7 @@ mod chain_tests {
             }
         }
         let csr = CsrMatrix::from_dense(x.view());
-        let m = RandomForestParams {
+        let mut m = RandomForestParams {
             n_estimators: 5,
             random_state: Some(1),
             n_jobs: Some(1),
@@ -1734,6 +1745,7 @@ mod chain_tests {
         }
         .fit((&csr).into(), &y)
         .unwrap();
+        m.chains = ChainIndex::new(&m.trees, f, 8);
         assert!(!m.chains.occ.is_empty());
         let p = m.predict_proba((&csr).into()).unwrap();
         let mut plain = vec![0.0; 2];
