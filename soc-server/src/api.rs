@@ -1,14 +1,21 @@
 //! HTTP handlers: extract, call one `Db` / service function, answer JSON. No SQL, no ML here.
 
 use axum::Json;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use soc_core::store::Storage;
+use tokio::sync::watch;
 
 use crate::auth::{self, Auth, Role};
 use crate::db::{
@@ -519,6 +526,77 @@ pub async fn get_threat(
         .ok_or_else(|| ApiError::not_found(format!("threat {id}")))?;
     let log = st.db.log(auth.tenant_id, t.log_id).await?;
     Ok(Json(json!({"threat": threat_out(t), "log": log})))
+}
+
+/// Query of `GET /api/threats/stream`.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    severity: Option<String>,
+}
+
+/// How far back the live stream looks again for threats committed late (a batch's
+/// `detected_at` is taken before its commit; concurrent workers commit out of order).
+const STREAM_OVERLAP_MS: i64 = 10_000;
+
+/// `GET /api/threats/stream` (analyst): server-sent events, one `threat` event per new threat
+/// of the caller's tenant (optionally of one severity). Woken by this process's pipeline, and
+/// every second for threats committed by other replicas.
+pub async fn threat_stream(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppQuery(q): AppQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    one_of("severity", &q.severity, &SEVERITIES, ApiError::bad_request)?;
+    struct Cursor {
+        st: AppState,
+        tenant: i64,
+        severity: Option<String>,
+        since: i64,
+        sent: BTreeMap<i64, i64>,
+        rx: watch::Receiver<u64>,
+    }
+    let cursor = Cursor {
+        rx: st.pipeline.threats_committed.subscribe(),
+        st,
+        tenant: auth.tenant_id,
+        severity: q.severity,
+        since: db::now_ms(),
+        sent: BTreeMap::new(),
+    };
+    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+        loop {
+            let _ = tokio::time::timeout(Duration::from_secs(1), c.rx.changed()).await;
+            let from = c.since - STREAM_OVERLAP_MS;
+            let Ok(rows) = c.st.db.threats_since(c.tenant, from, 500).await else {
+                continue;
+            };
+            // Forget what is out of the overlap window, skip what was sent already.
+            c.sent.retain(|_, at| *at >= from);
+            let mut events = Vec::new();
+            for t in rows {
+                if c.sent.contains_key(&t.id) {
+                    continue;
+                }
+                c.since = c.since.max(t.detected_at);
+                c.sent.insert(t.id, t.detected_at);
+                if c.severity.as_deref().is_some_and(|s| s != t.severity) {
+                    continue;
+                }
+                let id = t.id;
+                let data = serde_json::to_string(&threat_out(t)).unwrap_or_default();
+                events.push(Ok(Event::default()
+                    .event("threat")
+                    .id(id.to_string())
+                    .data(data)));
+            }
+            if !events.is_empty() {
+                return Some((futures_util::stream::iter(events), c));
+            }
+        }
+    })
+    .flatten();
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// Body of `PATCH /api/threats/{id}`.

@@ -713,6 +713,16 @@ impl Db {
             .fetch_all(p).await.map_err(db_err))
     }
 
+    /// Threats of a tenant detected at or after `since_ms`, oldest first (for the live stream).
+    pub async fn threats_since(&self, tenant_id: i64, since_ms: i64, limit: i64) -> R<Vec<Threat>> {
+        let sql = "SELECT id, log_id, agent_id, risk, severity, anomaly, malicious_probability, \
+                   model_version, explanation, status, verdict, assignee, note, detected_at, updated_at \
+                   FROM threat_detections WHERE tenant_id = $1 AND detected_at >= $2 \
+                   ORDER BY detected_at, id LIMIT $3";
+        on_pool!(self, p => sqlx::query_as::<_, Threat>(sql).bind(tenant_id).bind(since_ms)
+            .bind(limit).fetch_all(p).await.map_err(db_err))
+    }
+
     /// One threat of a tenant.
     pub async fn threat(&self, tenant_id: i64, id: i64) -> R<Option<Threat>> {
         let sql = "SELECT id, log_id, agent_id, risk, severity, anomaly, malicious_probability, \

@@ -177,6 +177,7 @@ async fn run_loop(state: AppState, detector: Arc<Detector>, version: String, wor
                     p.last_error = None;
                 });
                 if r.threats > 0 {
+                    state.pipeline.threats_committed.send_modify(|n| *n += 1);
                     tracing::info!(
                         scored = r.scored,
                         threats = r.threats,

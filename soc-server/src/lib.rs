@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(api::MAX_LOG_BYTES)),
         )
         .route("/api/threats", get(api::list_threats))
+        .route("/api/threats/stream", get(api::threat_stream))
         .route(
             "/api/threats/{id}",
             get(api::get_threat).merge(patch(api::patch_threat)),

