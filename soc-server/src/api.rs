@@ -195,6 +195,46 @@ pub async fn revoke_key(
     }
 }
 
+// ---- tenant settings (admin) --------------------------------------------------------------
+
+/// `GET /api/tenant` (admin): the caller's tenant and its effective agent limit.
+pub async fn get_tenant(State(st): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let t = st
+        .db
+        .tenant(auth.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let effective = t.max_agents.unwrap_or(st.config.max_agents_per_tenant);
+    Ok(Json(
+        json!({"tenant": t, "effective_max_agents": effective}),
+    ))
+}
+
+/// Body of `PATCH /api/tenant`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenant {
+    /// New agent limit; `null` = the server default (SOC_MAX_AGENTS_PER_TENANT).
+    max_agents: Option<i64>,
+}
+
+/// `PATCH /api/tenant` (admin): sets the tenant's agent limit override.
+pub async fn patch_tenant(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppJson(b): AppJson<PatchTenant>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Admin])?;
+    if b.max_agents.is_some_and(|n| n < 0) {
+        return Err(ApiError::invalid("`max_agents` must be ≥ 0 or null"));
+    }
+    st.db
+        .set_tenant_max_agents(auth.tenant_id, b.max_agents)
+        .await?;
+    get_tenant(State(st), auth).await
+}
+
 // ---- agents -------------------------------------------------------------------------------
 
 /// Body of `POST /api/agents/register`.

@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/api/system/status", get(api::system_status))
+        .route("/api/tenant", get(api::get_tenant).patch(api::patch_tenant))
         .route("/api/keys", post(api::create_key))
         .route("/api/keys/{id}", delete(api::revoke_key))
         .route("/api/agents/register", post(api::register_agent))

@@ -117,7 +117,7 @@ async fn auth_missing_wrong_revoked_and_roles(b: Backend) {
 
 async fn agents_register_idempotent_and_limit(b: Backend) {
     let s = spawn(b, false).await.unwrap();
-    let (t, _, analyst, agent) = s.tenant("acme").await;
+    let (t, admin, analyst, agent) = s.tenant("acme").await;
     let (st, first) = s
         .post(
             "/api/agents/register",
@@ -152,8 +152,23 @@ async fn agents_register_idempotent_and_limit(b: Backend) {
         )
         .await;
     assert_eq!(st, 204);
-    // Limit per tenant.
-    s.state.db.set_tenant_max_agents(t, Some(2)).await.unwrap();
+    // Limit per tenant, set by the tenant's admin.
+    let (st, tenant) = s
+        .patch("/api/tenant", &admin, json!({"max_agents": 2}))
+        .await;
+    assert_eq!(st, 200, "{tenant}");
+    assert_eq!(tenant["effective_max_agents"], 2);
+    assert_eq!(tenant["tenant"]["id"], t);
+    assert_eq!(
+        s.patch("/api/tenant", &analyst, json!({"max_agents": 9}))
+            .await
+            .0,
+        403
+    );
+    let (st, body) = s
+        .patch("/api/tenant", &admin, json!({"max_agents": -1}))
+        .await;
+    assert_eq!((st, error_code(&body)), (422, "invalid_input"));
     assert_eq!(
         s.post("/api/agents/register", &agent, json!({"hostname": "web-2"}))
             .await
