@@ -4,10 +4,12 @@
 //! ingest latency p50/p99 and detection lag p50/p99 (detection commit − log commit).
 //!
 //! ```text
-//! cargo run --release -p soc-server --example loadtest -- [SECONDS] [CLIENTS] [BATCH]
+//! cargo run --release -p soc-server --example loadtest -- [SECONDS] [CLIENTS] [BATCH] [RATE]
 //! DATABASE_URL=postgres://… cargo run --release -p soc-server --example loadtest
 //! ```
-//! Without `DATABASE_URL` it uses a fresh SQLite file in a temporary directory.
+//! Without `DATABASE_URL` it uses a fresh SQLite file in a temporary directory. `RATE` caps the
+//! offered load in logs/s (0 = as fast as the server answers), to measure detection lag at a
+//! load the pipeline sustains.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (seconds, clients, batch) = (arg(0, 10), arg(1, 4) as usize, arg(2, 500) as usize);
+    let rate = arg(3, 0);
 
     let dir = std::env::temp_dir().join(format!("soc-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -85,7 +88,14 @@ async fn main() -> anyhow::Result<()> {
                 .join("\n")
         })
         .collect();
-    println!("{clients} clients × NDJSON batches of {batch} logs for {seconds} s → {base}");
+    let cap = if rate == 0 {
+        "unlimited".to_owned()
+    } else {
+        format!("{rate} logs/s")
+    };
+    println!(
+        "{clients} clients × NDJSON batches of {batch} logs for {seconds} s, offered load {cap} → {base}"
+    );
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
@@ -97,7 +107,14 @@ async fn main() -> anyhow::Result<()> {
             let mut lat = Vec::new();
             let mut sent = 0usize;
             let mut i = c;
+            let mut tick = (rate > 0).then(|| {
+                let period = Duration::from_secs_f64(batch as f64 * clients as f64 / rate as f64);
+                tokio::time::interval(period)
+            });
             while Instant::now() < deadline {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
                 let body = bodies[i % bodies.len()].clone();
                 i += clients;
                 let t = Instant::now();
