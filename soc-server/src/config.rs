@@ -25,6 +25,9 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Train a new global model on the sample corpus plus the stored labels (analysts'
+    /// verdicts) and make it the active version; running servers switch within seconds.
+    Retrain,
     /// Create a tenant and print its first admin API key.
     CreateTenant {
         /// Tenant name (unique).
@@ -97,6 +100,15 @@ pub struct Config {
     /// Run the ML detection pipeline.
     #[arg(long, env = "ML_MODELS_ENABLED", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub ml_models_enabled: bool,
+    /// Retrain the global model on the sample corpus plus analysts' verdicts every this many
+    /// hours (0: never; `soc-server retrain` does it on demand).
+    #[arg(
+        long,
+        env = "ML_RETRAIN_INTERVAL_HOURS",
+        default_value_t = 24.0,
+        global = true
+    )]
+    pub ml_retrain_interval_hours: f64,
     /// Most logs the pipeline scores in one transaction.
     #[arg(
         long,

@@ -892,6 +892,18 @@ async fn pg_commit_batch(
     Ok(())
 }
 
+/// Runs CPU-bound work (the scorer) without stalling the async scheduler: on a multi-thread
+/// runtime this worker hands its other tasks over while `f` runs. Only CPU work goes in here;
+/// I/O awaited inside `block_in_place` could hang a runtime that is shutting down.
+fn run_cpu<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 fn to_pending(rows: Vec<PendingRow>) -> Vec<PendingLog> {
     rows.into_iter()
         .map(|r| PendingLog {
@@ -922,7 +934,7 @@ impl Storage for Db {
                     return Ok(0);
                 }
                 let logs = to_pending(rows);
-                let dets = score(&logs);
+                let dets = run_cpu(|| score(&logs));
                 pg_commit_batch(&mut tx, &logs, &dets).await?;
                 tx.commit().await.map_err(db_err)?;
                 Ok(logs.len())
@@ -942,7 +954,7 @@ impl Storage for Db {
                     return Ok(0);
                 }
                 let logs = to_pending(rows);
-                let dets = score(&logs);
+                let dets = run_cpu(|| score(&logs));
                 let now = now_ms();
                 for d in &dets {
                     sqlx::query(

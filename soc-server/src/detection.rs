@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use soc_core::store::Storage;
 use soc_core::{Detector, DetectorParams, metrics};
 
 use crate::AppState;
@@ -22,6 +23,63 @@ const BOOTSTRAP_TRAIN: usize = 4000;
 const BOOTSTRAP_TEST: usize = 2000;
 /// Share of attacks in the sample corpus.
 const ATTACK_RATIO: f64 = 0.15;
+
+/// How often a detection worker checks whether the active model version changed.
+const MODEL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Labeled examples from the database used by a retrain, at most.
+const MAX_LABELED_EXAMPLES: usize = 50_000;
+
+/// The active version's detector when it is not `current` (and loads).
+async fn reload_if_changed(state: &AppState, current: &str) -> Option<(Arc<Detector>, String)> {
+    let mv = state.db.active_model_version().await.ok()??;
+    if mv.version == current {
+        return None;
+    }
+    let bytes = state
+        .models
+        .get(&mv.key)
+        .await
+        .map_err(|e| tracing::error!(key = %mv.key, error = %e, "new active model is missing"))
+        .ok()?;
+    let d = Detector::from_bytes(&bytes)
+        .map_err(|e| tracing::error!(key = %mv.key, error = %e, "new active model is unreadable"))
+        .ok()?;
+    Some((Arc::new(d), mv.version))
+}
+
+/// Trains a new global detector on the sample corpus plus every analyst verdict and imported
+/// label in the database, measures it on the held-out sample corpus, stores it and makes it the
+/// active version (running workers switch to it within a few seconds). Returns the version.
+pub async fn retrain(state: &AppState) -> anyhow::Result<String> {
+    let labeled = state
+        .db
+        .training_examples(None, MAX_LABELED_EXAMPLES)
+        .await?;
+    let n_labeled = labeled.len();
+    let threshold = state.config.threat_detection_threshold;
+    let started = std::time::Instant::now();
+    let extra: Vec<(String, bool)> = labeled
+        .into_iter()
+        .map(|e| (e.message, e.malicious))
+        .collect();
+    let (detector, test) = tokio::task::spawn_blocking(move || train(threshold, &extra)).await??;
+    let version = format!("v{}", crate::db::now_ms());
+    let key = model_key(&version);
+    state.models.put(&key, detector.to_bytes()).await?;
+    let metrics = json!({
+        "kind": "retrain",
+        "training_seconds": started.elapsed().as_secs_f64(),
+        "corpus": {"sample": BOOTSTRAP_TRAIN, "labeled": n_labeled, "seed": BOOTSTRAP_SEED},
+        "test": test,
+    });
+    state
+        .db
+        .record_model_version(&version, &key, &metrics.to_string())
+        .await?;
+    tracing::info!(%version, labeled = n_labeled, "Model accuracy (held-out sample corpus): {}", metrics["test"]);
+    Ok(version)
+}
 
 /// Model store key of a global model version.
 pub fn model_key(version: &str) -> String {
@@ -64,8 +122,7 @@ pub async fn load_or_bootstrap(state: &AppState) -> anyhow::Result<(Arc<Detector
 pub async fn bootstrap(state: &AppState) -> anyhow::Result<(Arc<Detector>, String)> {
     let threshold = state.config.threat_detection_threshold;
     let started = std::time::Instant::now();
-    let (detector, metrics) =
-        tokio::task::spawn_blocking(move || train_bootstrap(threshold)).await??;
+    let (detector, metrics) = tokio::task::spawn_blocking(move || train(threshold, &[])).await??;
     let version = format!("bootstrap-{}", crate::db::now_ms());
     let key = model_key(&version);
     state.models.put(&key, detector.to_bytes()).await?;
@@ -83,10 +140,23 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<(Arc<Detector>, Strin
     Ok((Arc::new(detector), version))
 }
 
-fn train_bootstrap(threshold: f64) -> anyhow::Result<(Detector, serde_json::Value)> {
+/// Fits a detector on the sample corpus plus `extra` labeled lines and measures it on the
+/// held-out sample corpus.
+fn train(
+    threshold: f64,
+    extra: &[(String, bool)],
+) -> anyhow::Result<(Detector, serde_json::Value)> {
     let train = sample::generate(BOOTSTRAP_TRAIN, ATTACK_RATIO, BOOTSTRAP_SEED);
-    let texts: Vec<&str> = train.iter().map(|l| l.message.as_str()).collect();
-    let labels: Vec<bool> = train.iter().map(|l| l.malicious).collect();
+    let texts: Vec<&str> = train
+        .iter()
+        .map(|l| l.message.as_str())
+        .chain(extra.iter().map(|(m, _)| m.as_str()))
+        .collect();
+    let labels: Vec<bool> = train
+        .iter()
+        .map(|l| l.malicious)
+        .chain(extra.iter().map(|(_, y)| *y))
+        .collect();
     let mut params = DetectorParams {
         random_state: Some(BOOTSTRAP_SEED),
         ..DetectorParams::default()
@@ -124,6 +194,19 @@ pub async fn start(state: &AppState) -> anyhow::Result<String> {
     if let Db::Postgres(pool) = &state.db {
         listen_for_other_replicas(pool.clone(), state.clone());
     }
+    let hours = state.config.ml_retrain_interval_hours;
+    if hours.is_finite() && hours > 0.0 {
+        let st = state.clone();
+        let every = Duration::from_secs_f64(hours * 3600.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = retrain(&st).await {
+                    tracing::error!(error = %e, "scheduled retraining failed; the active model stays");
+                }
+            }
+        });
+    }
     for worker in 0..workers {
         let (st, d, v) = (state.clone(), detector.clone(), version.clone());
         tokio::spawn(async move { run_loop(st, d, v, worker).await });
@@ -154,18 +237,33 @@ fn listen_for_other_replicas(pool: sqlx::PgPool, state: AppState) {
     });
 }
 
-async fn run_loop(state: AppState, detector: Arc<Detector>, version: String, worker: usize) {
+async fn run_loop(
+    state: AppState,
+    mut detector: Arc<Detector>,
+    mut version: String,
+    worker: usize,
+) {
     let interval = Duration::from_millis(state.config.detection_interval_ms.max(10));
     let batch = state.config.detection_batch_size.max(1);
     tracing::info!(%version, worker, batch, ?interval, "detection worker running");
+    let mut last_model_check = std::time::Instant::now();
     loop {
-        // Scoring is CPU work inside the claim transaction: move this worker off the async
-        // scheduler while it runs, so request handling continues on the other workers.
-        let step = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(soc_core::pipeline::run_once(
-                &state.db, &detector, &version, batch,
-            ))
-        });
+        // Pick up a new active model version (retrained here, by another replica or by
+        // `soc-server retrain`).
+        if last_model_check.elapsed() >= MODEL_CHECK_INTERVAL {
+            last_model_check = std::time::Instant::now();
+            if let Some((d, v)) = reload_if_changed(&state, &version).await {
+                tracing::info!(worker, from = %version, to = %v, "detector swapped");
+                state
+                    .pipeline
+                    .update(|p| p.active_model_version = Some(v.clone()));
+                detector = d;
+                version = v;
+            }
+        }
+        // The scoring itself runs under `block_in_place` inside `Db::score_pending`; the
+        // database I/O stays on this async task (so shutdown can drop it at any await).
+        let step = soc_core::pipeline::run_once(&state.db, &detector, &version, batch).await;
         match step {
             Ok(r) if r.scored > 0 => {
                 state.pipeline.update(|p| {

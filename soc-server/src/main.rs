@@ -60,6 +60,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = soc_server::connect(config).await?;
             tracing::info!(backend = state.db.backend(), "migrations applied");
         }
+        Command::Retrain => {
+            let state = soc_server::connect(config).await?;
+            let version = soc_server::detection::retrain(&state).await?;
+            println!("new active model version: {version}");
+        }
         Command::CreateTenant { name } => {
             let state = soc_server::connect(config).await?;
             let tenant = state

@@ -247,7 +247,42 @@ async fn threat_stream_is_live_and_tenant_scoped(b: Backend) {
     assert_eq!(s.get("/api/threats/stream", &agent_a).await.0, 403);
 }
 
+async fn retrain_activates_a_new_version_that_workers_pick_up(b: Backend) {
+    let s = spawn(b, true).await.unwrap();
+    let first = s.state.pipeline.report().active_model_version.unwrap();
+    let (t, _, _, _) = s.tenant("acme").await;
+    // Analysts' labels on a kind of line the sample corpus never showed.
+    for i in 0..30 {
+        let line = format!("rclone copy /srv/finance/q{i} mega:dump --transfers 32");
+        s.state.db.insert_label(t, &line, true).await.unwrap();
+    }
+    let version = soc_server::detection::retrain(&s.state).await.unwrap();
+    assert_ne!(version, first);
+    let active = s.state.db.active_model_version().await.unwrap().unwrap();
+    assert_eq!(active.version, version);
+    let metrics: Value = serde_json::from_str(&active.metrics).unwrap();
+    assert_eq!(metrics["corpus"]["labeled"], 30);
+    assert_eq!(
+        s.state
+            .models
+            .list("ml_models/global/")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let t0 = Instant::now();
+    while s.state.pipeline.report().active_model_version.as_deref() != Some(version.as_str()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "workers did not switch"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 both_backends!(
+    retrain_activates_a_new_version_that_workers_pick_up,
     threat_stream_is_live_and_tenant_scoped,
     ingested_attacks_become_threats,
     restart_loads_the_stored_model,
