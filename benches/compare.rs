@@ -479,6 +479,7 @@ struct Speed {
     pipeline_batch_lines_per_s_1: f64,
     pipeline_batch_lines_per_s_2: f64,
     detector_fit_seconds: f64,
+    detector_fit_seconds_2: f64,
     detector_batch_lines_per_s_1: f64,
     detector_batch_lines_per_s_2: f64,
     detector_score_one_median_us: f64,
@@ -549,6 +550,14 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
         detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
     })??;
     out.detector_fit_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let two = in_pool(2, || {
+        detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
+    })??;
+    out.detector_fit_seconds_2 = t.elapsed().as_secs_f64();
+    if two != detector {
+        return Err("the Detector fitted on 2 threads differs from the 1-thread one".into());
+    }
     for threads in [1, 2] {
         let rate = in_pool(threads, || {
             lines_per_s(test.len(), || drop(detector.score(test)))
@@ -678,8 +687,10 @@ fn render(rows: &[Row]) -> String {
     s
 }
 
-// Targets (proposals; adjust here). Parity of the sklearn-shaped classes: AUC within 0.02 over
-// the seed mean. Detector: not worse than scikit-learn's TF-IDF pipeline by more than 0.01.
+// Targets. Speed: the engine issue's (Detector fit >= 10x and batch >= 15x scikit-learn,
+// score_one ~ <= 20 us i.e. >= 1000x below scikit-learn's ~20 ms, 1 -> 2 threads >= 1.7x).
+// Quality: parity of the sklearn-shaped classes (AUC within 0.02 or scikit-learn's own seed
+// spread); the Detector not worse than scikit-learn's TF-IDF pipeline by more than 0.01.
 const PARITY: Goal = Goal::Within(0.02);
 const NOT_WORSE: Goal = Goal::NotWorseBy(0.01);
 
@@ -805,7 +816,13 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             "fit s (Detector, 1 thread)",
             s.fit_seconds,
             sp.detector_fit_seconds,
-            Goal::AtMostFraction(1.0),
+            Goal::AtMostFraction(10.0),
+        ),
+        r(
+            "fit s (Detector, 2 threads; vs 1 thread)",
+            sp.detector_fit_seconds,
+            sp.detector_fit_seconds_2,
+            Goal::AtMostFraction(1.7),
         ),
         r(
             "batch lines/s, 1 thread (tfidf+IF+RF)",
@@ -823,19 +840,25 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             "batch lines/s, 1 thread (Detector)",
             s.batch_lines_per_s_1,
             sp.detector_batch_lines_per_s_1,
-            Goal::AtLeastTimes(5.0),
+            Goal::AtLeastTimes(15.0),
         ),
         r(
             "batch lines/s, 2 threads (Detector)",
             s.batch_lines_per_s_2,
             sp.detector_batch_lines_per_s_2,
-            Goal::AtLeastTimes(5.0),
+            Goal::AtLeastTimes(15.0),
+        ),
+        r(
+            "batch lines/s, 2 threads vs 1 (Detector)",
+            sp.detector_batch_lines_per_s_1,
+            sp.detector_batch_lines_per_s_2,
+            Goal::AtLeastTimes(1.7),
         ),
         r(
             "single-line latency µs (median; Detector::score_one)",
             s.single_line_latency_median_us,
             sp.detector_score_one_median_us,
-            Goal::AtMostFraction(10.0),
+            Goal::AtMostFraction(1000.0),
         ),
         r(
             "model bytes (pickle vs Detector::to_bytes)",
