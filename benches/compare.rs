@@ -336,9 +336,39 @@ fn recall_1pct(scores: &[f64], labels: &[bool]) -> BoxResult<f64> {
         .ok_or_else(|| "recall at FPR undefined (one class only)".into())
 }
 
-fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
+/// ROC AUC of a supervised Detector's anomaly, malicious probability and risk.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+struct Components {
+    anomaly: f64,
+    probability: f64,
+    risk: f64,
+}
+
+fn components(d: &Detector, texts: &[String], labels: &[bool]) -> BoxResult<Components> {
+    let scores = d.score(texts);
+    let of = |f: fn(&soc_core::Score) -> f64| scores.iter().map(f).collect::<Vec<f64>>();
+    Ok(Components {
+        anomaly: auc(&of(|s| s.anomaly), labels)?,
+        probability: auc(&of(|s| s.malicious_probability), labels)?,
+        risk: auc(&of(|s| s.risk), labels)?,
+    })
+}
+
+fn mean_components(all: &[Components]) -> Components {
+    let m = |f: fn(&Components) -> f64| mean(&all.iter().map(f).collect::<Vec<_>>());
+    Components {
+        anomaly: m(|c| c.anomaly),
+        probability: m(|c| c.probability),
+        risk: m(|c| c.risk),
+    }
+}
+
+type ComponentTable = Vec<(&'static str, Components)>;
+
+fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality, ComponentTable)> {
     let mut sk = Quality::default(); // sklearn-shaped classes
     let mut det = Quality::default(); // Detector
+    let (mut http_c, mut hdfs_c, mut bgl_c) = (Vec::new(), Vec::new(), Vec::new());
     let n = args.seeds;
 
     let mut http = common::httpparams()?;
@@ -367,7 +397,9 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
     })?;
     det.httpparams_rf_auc = over_seeds(n, |s| {
         let d = detector_params(s, None).fit(&http.train_texts, Some(&http.train_labels))?;
-        auc(&risks(&d, &http.test_texts), &http.test_labels)
+        let c = components(&d, &http.test_texts, &http.test_labels)?;
+        http_c.push(c);
+        Ok(c.risk)
     })?;
     det.httpparams_unseen_recall_at_1pct_fpr = over_seeds(n, |s| {
         let d = detector_params(s, None).fit(&kt, Some(&kl))?;
@@ -395,7 +427,9 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
     })?;
     det.hdfs_rf_auc = over_seeds(n, |s| {
         let d = detector_params(s, None).fit(&h(s).train_texts, Some(&h(s).train_labels))?;
-        auc(&risks(&d, &h(s).test_texts), &h(s).test_labels)
+        let c = components(&d, &h(s).test_texts, &h(s).test_labels)?;
+        hdfs_c.push(c);
+        Ok(c.risk)
     })?;
 
     // BGL: anomaly fitted on all lines, unlabeled; classifier on a seeded 50/50 split.
@@ -415,9 +449,16 @@ fn soc_quality(args: &Args) -> BoxResult<(Quality, Quality)> {
     })?;
     det.bgl_rf_auc = over_seeds(n, |s| {
         let d = detector_params(s, None).fit(&b(s).train_texts, Some(&b(s).train_labels))?;
-        auc(&risks(&d, &b(s).test_texts), &b(s).test_labels)
+        let c = components(&d, &b(s).test_texts, &b(s).test_labels)?;
+        bgl_c.push(c);
+        Ok(c.risk)
     })?;
-    Ok((sk, det))
+    let table = vec![
+        ("httpparams", mean_components(&http_c)),
+        ("hdfs", mean_components(&hdfs_c)),
+        ("bgl (50/50)", mean_components(&bgl_c)),
+    ];
+    Ok((sk, det, table))
 }
 
 fn anomalies(d: &Detector, texts: &[String]) -> Vec<f64> {
@@ -438,11 +479,13 @@ struct Speed {
     pipeline_batch_lines_per_s_1: f64,
     pipeline_batch_lines_per_s_2: f64,
     detector_fit_seconds: f64,
+    detector_fit_seconds_2: f64,
     detector_batch_lines_per_s_1: f64,
     detector_batch_lines_per_s_2: f64,
     detector_score_one_median_us: f64,
     detector_model_bytes: usize,
     detector_test_risk_auc: f64,
+    detector_test_components: Components,
     pipeline_test_iforest_auc: f64,
     pipeline_test_rf_auc: f64,
 }
@@ -507,6 +550,14 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
         detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
     })??;
     out.detector_fit_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let two = in_pool(2, || {
+        detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
+    })??;
+    out.detector_fit_seconds_2 = t.elapsed().as_secs_f64();
+    if two != detector {
+        return Err("the Detector fitted on 2 threads differs from the 1-thread one".into());
+    }
     for threads in [1, 2] {
         let rate = in_pool(threads, || {
             lines_per_s(test.len(), || drop(detector.score(test)))
@@ -517,7 +568,8 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
             out.detector_batch_lines_per_s_2 = rate;
         }
     }
-    out.detector_test_risk_auc = auc(&risks(&detector, test), test_labels)?;
+    out.detector_test_components = components(&detector, test, test_labels)?;
+    out.detector_test_risk_auc = out.detector_test_components.risk;
     let mut latencies: Vec<f64> = (0..10_000)
         .map(|i| {
             let line = &test[i % test.len()];
@@ -635,8 +687,10 @@ fn render(rows: &[Row]) -> String {
     s
 }
 
-// Targets (proposals; adjust here). Parity of the sklearn-shaped classes: AUC within 0.02 over
-// the seed mean. Detector: not worse than scikit-learn's TF-IDF pipeline by more than 0.01.
+// Targets. Speed: the engine issue's (Detector fit >= 10x and batch >= 15x scikit-learn,
+// score_one ~ <= 20 us i.e. >= 1000x below scikit-learn's ~20 ms, 1 -> 2 threads >= 1.7x).
+// Quality: parity of the sklearn-shaped classes (AUC within 0.02 or scikit-learn's own seed
+// spread); the Detector not worse than scikit-learn's TF-IDF pipeline by more than 0.01.
 const PARITY: Goal = Goal::Within(0.02);
 const NOT_WORSE: Goal = Goal::NotWorseBy(0.01);
 
@@ -762,7 +816,13 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             "fit s (Detector, 1 thread)",
             s.fit_seconds,
             sp.detector_fit_seconds,
-            Goal::AtMostFraction(1.0),
+            Goal::AtMostFraction(10.0),
+        ),
+        r(
+            "fit s (Detector, 2 threads; vs 1 thread)",
+            sp.detector_fit_seconds,
+            sp.detector_fit_seconds_2,
+            Goal::AtMostFraction(1.7),
         ),
         r(
             "batch lines/s, 1 thread (tfidf+IF+RF)",
@@ -780,19 +840,25 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             "batch lines/s, 1 thread (Detector)",
             s.batch_lines_per_s_1,
             sp.detector_batch_lines_per_s_1,
-            Goal::AtLeastTimes(5.0),
+            Goal::AtLeastTimes(15.0),
         ),
         r(
             "batch lines/s, 2 threads (Detector)",
             s.batch_lines_per_s_2,
             sp.detector_batch_lines_per_s_2,
-            Goal::AtLeastTimes(5.0),
+            Goal::AtLeastTimes(15.0),
+        ),
+        r(
+            "batch lines/s, 2 threads vs 1 (Detector)",
+            sp.detector_batch_lines_per_s_1,
+            sp.detector_batch_lines_per_s_2,
+            Goal::AtLeastTimes(1.7),
         ),
         r(
             "single-line latency µs (median; Detector::score_one)",
             s.single_line_latency_median_us,
             sp.detector_score_one_median_us,
-            Goal::AtMostFraction(10.0),
+            Goal::AtMostFraction(1000.0),
         ),
         r(
             "model bytes (pickle vs Detector::to_bytes)",
@@ -835,7 +901,7 @@ fn main() -> BoxResult<()> {
 
     eprintln!("soc-core side…");
     let t = Instant::now();
-    let (q_sk, q_det) = soc_quality(&args)?;
+    let (q_sk, q_det, mut table) = soc_quality(&args)?;
     let speed = soc_speed(&texts, &labels)?;
     eprintln!("  done in {:.1} s", t.elapsed().as_secs_f64());
     let rss = peak_rss_bytes().unwrap_or(0) as f64;
@@ -849,13 +915,27 @@ fn main() -> BoxResult<()> {
         speed.n_test
     );
     println!("{}", render(&rows(&sk, &q_sk, &q_det, &speed, rss)));
+    table.push(("synthetic", speed.detector_test_components));
+    println!("\n### Detector with labels: risk vs its own components (ROC AUC)\n");
+    println!("| data set | anomaly | malicious probability | risk | risk ≥ both? |");
+    println!("|---|---:|---:|---:|:-:|");
+    for (name, c) in &table {
+        let met = c.risk >= c.anomaly.max(c.probability) - 1e-4;
+        println!(
+            "| {name} | {:.4} | {:.4} | {:.4} | {} |",
+            c.anomaly,
+            c.probability,
+            c.risk,
+            if met { "yes" } else { "**no**" }
+        );
+    }
 
     if let Some(path) = &args.json {
         let sklearn_json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(tmp.join("sklearn.json"))?)?;
         let report = serde_json::json!({
             "sklearn": sklearn_json,
-            "soc_core": { "sklearn_shaped": q_sk, "detector": q_det, "speed": speed, "peak_rss_bytes": rss },
+            "soc_core": { "sklearn_shaped": q_sk, "detector": q_det, "detector_components": table, "speed": speed, "peak_rss_bytes": rss },
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }

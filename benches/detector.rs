@@ -1,9 +1,6 @@
 //! Criterion benches of the detection hot paths on the seeded synthetic corpus:
-//! TF-IDF transform, isolation-forest and random-forest scoring, `Detector::score` (batch) and
-//! `Detector::score_one`. `cargo bench -p soc-core --bench detector`.
-//!
-//! Registered in soc-core/Cargo.toml as `[[bench]] name = "detector" path = "../benches/detector.rs"
-//! harness = false` (once the Detector is merged).
+//! TF-IDF transform, isolation-forest and random-forest scoring, `Detector::score` (batch),
+//! `Detector::score_one` and `DetectorParams::fit`. `cargo bench -p soc-core --bench detector`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -72,6 +69,21 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % test.len();
             detector.score_one(black_box(&test[i]))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("fit");
+    group.throughput(Throughput::Elements(TRAIN_LINES as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("detector_fit", |b| {
+        b.iter(|| {
+            DetectorParams {
+                random_state: Some(SEED),
+                ..Default::default()
+            }
+            .fit(black_box(train), Some(train_labels))
         })
     });
     group.finish();

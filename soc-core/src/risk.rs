@@ -350,7 +350,7 @@ mod tests {
         let weak = scorer().with_anomaly_weight(0.6);
         assert_eq!(weak.anomaly_weight(), 0.0);
         assert_eq!(weak.score(0.3 + 0.1 * 0.9995, Some(0.25)).risk, 2.5);
-        assert_eq!(scorer().with_anomaly_weight(0.85).anomaly_weight(), 0.5);
+        assert!((scorer().with_anomaly_weight(0.85).anomaly_weight() - 0.5).abs() < 1e-12);
     }
 
     #[test]
