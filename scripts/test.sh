@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, Rust tests (including the exact-parity
-# suite against scikit-learn) and pytest. Creates .venv with the Python test dependencies on
-# first use.
+# suite against scikit-learn and soc-server's tests on both SQLite and a throwaway PostgreSQL
+# cluster, started and removed by scripts/with-postgres.sh) and pytest. Creates .venv with the
+# Python test dependencies on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,8 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test"
-cargo test --workspace --all-features --release
+step "cargo test (PostgreSQL: throwaway cluster)"
+scripts/with-postgres.sh cargo test --workspace --all-features --release
 
 step "pytest"
 .venv/bin/python -m pytest -q python/tests
