@@ -56,7 +56,7 @@ pub async fn run_once<S: Storage + ?Sized>(
     let scored = storage.score_pending(batch_size, &mut scorer).await?;
     Ok(BatchReport {
         scored,
-        threats: if scored == 0 { 0 } else { threats },
+        threats,
         elapsed: start.elapsed(),
     })
 }

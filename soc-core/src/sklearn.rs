@@ -14,10 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::forest::ClassWeight;
 use crate::forest::tree::Tree;
 use crate::forest::{
-    Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples,
+    ClassWeight, Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples,
     RandomForestClassifier, RandomForestParams,
 };
 use crate::text::{Analyzer, DocFreq, Norm, TfidfParams, TfidfVectorizer};
