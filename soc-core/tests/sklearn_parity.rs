@@ -7,6 +7,8 @@ mod common;
 
 use std::process::Command;
 
+use common::floats;
+
 use ndarray::Array2;
 use serde_json::Value;
 use soc_core::sklearn::{Imported, import};
@@ -29,14 +31,6 @@ fn csr(v: &Value) -> CsrMatrix {
         vec("data").iter().map(|x| x.as_f64().unwrap()).collect(),
     )
     .unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 fn dense(v: &Value) -> Array2<f64> {

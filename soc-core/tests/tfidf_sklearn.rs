@@ -59,7 +59,7 @@ for docs in req["corpora"]:
 json.dump(out, sys.stdout)
 "#;
 
-use common::{data_dir, python};
+use common::{data_dir, floats, python};
 
 /// Every 80th payload of the httpparams training set (259, benign and attacks).
 fn http_payloads() -> Vec<String> {
@@ -195,14 +195,6 @@ fn run_sklearn(corpora: &[Vec<String>], configs: &[Value]) -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 fn ints(v: &Value) -> Vec<u64> {

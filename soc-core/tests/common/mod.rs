@@ -41,3 +41,12 @@ pub(crate) fn temp_path(name: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     std::env::temp_dir().join(format!("soc-core-{}-{n}-{name}", std::process::id()))
 }
+
+/// A JSON array of numbers as `f64`s (panics on anything else: test data).
+pub(crate) fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
