@@ -819,6 +819,26 @@ fn is_constant(vals: &[(f32, u32)], n: usize) -> bool {
     hi <= lo + FEATURE_THRESHOLD
 }
 
+/// scikit-learn's Gini "proxy improvement" of a split, `Σ l²/wl + Σ r²/wr`, from the left
+/// child's class weights and the node's (larger is better; equal splits compare equal).
+fn gini_proxy(left: impl Iterator<Item = f64>, totals: &[f64], wl: f64, wr: f64) -> f64 {
+    let (mut sl, mut sr) = (0.0f64, 0.0f64);
+    for (l, t) in left.zip(totals) {
+        let r = t - l;
+        sl += l * l;
+        sr += r * r;
+    }
+    sl / wl + sr / wr
+}
+
+/// The threshold between two consecutive distinct `f32` values, as scikit-learn computes it
+/// (the midpoint in `f64`, or the lower value when the midpoint rounds up to the upper one).
+fn midpoint(lo: f32, hi: f32) -> f64 {
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let t = lo / 2.0 + hi / 2.0;
+    if t >= hi { lo } else { t }
+}
+
 /// Scans every threshold of one non-constant feature (`vals`: its non-zeros in the node, sorted
 /// here unless `sorted`; the node's other samples are zeros) and records it in `best` if it beats it.
 #[allow(clippy::too_many_arguments)]
@@ -867,21 +887,16 @@ fn scan_feature(
         for k in 0..node.n_c.len() {
             wl += left(k);
         }
-        let wr = node.w_total - wl;
-        let (mut sl, mut sr) = (0.0f64, 0.0f64);
-        for (k, t) in node.w_c.iter().enumerate() {
-            let l = left(k);
-            let r = t - l;
-            sl += l * l;
-            sr += r * r;
-        }
-        let proxy = sl / wl + sr / wr;
+        let proxy = gini_proxy(
+            (0..node.w_c.len()).map(left),
+            node.w_c,
+            wl,
+            node.w_total - wl,
+        );
         if proxy > best.proxy {
             best.proxy = proxy;
             best.feature = feature;
-            let (lo, hi) = (f64::from(lo), f64::from(hi));
-            let t = lo / 2.0 + hi / 2.0;
-            best.threshold = if t >= hi { lo } else { t };
+            best.threshold = midpoint(lo, hi);
             best.entries.clear();
             best.entries.push((v, row));
         }
@@ -934,20 +949,11 @@ fn scan_feature(
         if n - nl < min_samples_leaf {
             break;
         }
-        let wr = node.w_total - wl;
-        let (mut sl, mut sr) = (0.0f64, 0.0f64);
-        for (l, t) in s.left_w.iter().zip(node.w_c) {
-            let r = t - l;
-            sl += l * l;
-            sr += r * r;
-        }
-        let proxy = sl / wl + sr / wr;
+        let proxy = gini_proxy(s.left_w.iter().copied(), node.w_c, wl, node.w_total - wl);
         if proxy > best.proxy {
             best.proxy = proxy;
             best.feature = feature;
-            let (lo, hi) = (f64::from(v), f64::from(next));
-            let t = lo / 2.0 + hi / 2.0;
-            best.threshold = if t >= hi { lo } else { t };
+            best.threshold = midpoint(v, next);
             improved = true;
         }
     }
