@@ -32,7 +32,7 @@ mod structural;
 
 use std::cell::RefCell;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -286,12 +286,9 @@ impl DetectorParams {
             Some(labels) => (0..texts.len()).filter(|&r| !labels[r]).collect(),
             None => (0..texts.len()).collect(),
         };
-        let mut anomaly_rows = Array2::<f64>::zeros((benign.len(), N_STRUCTURAL));
-        for (i, &r) in benign.iter().enumerate() {
-            anomaly_rows
-                .row_mut(i)
-                .assign(&ndarray::ArrayView1::from(&structural[r]));
-        }
+        let all_rows = Array2::from_shape_vec((texts.len(), N_STRUCTURAL), structural.concat())
+            .map_err(|e| Error::invalid_input(format!("cannot shape the features: {e}")))?;
+        let anomaly_rows = all_rows.select(Axis(0), &benign);
         let seed = |offset: u64| self.random_state.map(|s| s.wrapping_add(offset));
         let isolation_params = IsolationForestParams {
             random_state: seed(0).or(self.isolation.random_state),
@@ -302,11 +299,17 @@ impl DetectorParams {
         let training_scores = isolation.score_samples(Matrix::Dense(anomaly_rows.view()))?;
         let mut risk = RiskScorer::fit(self.risk, &training_scores)?;
         let stats = (0..N_STRUCTURAL)
-            .map(|f| feature_stats(anomaly_rows.column(f).iter().copied().collect()))
+            .map(|f| feature_stats(anomaly_rows.column(f).to_vec()))
             .collect();
 
         let forest = match labels {
             Some(labels) => {
+                // How well anomaly alone separates the labeled lines (out of sample for the
+                // malicious ones) decides its weight in risk.
+                let scores = isolation.score_samples(Matrix::Dense(all_rows.view()))?;
+                let auc = crate::metrics::roc_auc(&scores, labels).unwrap_or(0.5);
+                risk = risk.with_anomaly_weight(auc);
+
                 let x = combined_matrix(&tfidf_rows, &structural);
                 let y: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
                 let forest_params = RandomForestParams {
@@ -318,20 +321,6 @@ impl DetectorParams {
             }
             None => None,
         };
-        if let Some(labels) = labels {
-            // How well anomaly alone separates the labeled lines decides its weight in risk.
-            let malicious: Vec<usize> = (0..texts.len()).filter(|&r| labels[r]).collect();
-            let mut rows = Array2::<f64>::zeros((malicious.len(), N_STRUCTURAL));
-            for (i, &r) in malicious.iter().enumerate() {
-                rows.row_mut(i)
-                    .assign(&ndarray::ArrayView1::from(&structural[r]));
-            }
-            let mut scores = training_scores.clone();
-            scores.extend(isolation.score_samples(Matrix::Dense(rows.view()))?);
-            let is_malicious: Vec<bool> = (0..scores.len()).map(|i| i >= benign.len()).collect();
-            let auc = crate::metrics::roc_auc(&scores, &is_malicious).unwrap_or(0.5);
-            risk = risk.with_anomaly_weight(auc);
-        }
         Ok(Detector {
             params: self.clone(),
             tfidf,
