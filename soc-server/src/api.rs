@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
@@ -337,6 +337,214 @@ pub async fn heartbeat(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("agent {id}")))
+    }
+}
+
+// ---- agent commands -----------------------------------------------------------------------
+
+/// Body of `POST /api/agents/{id}/commands`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCommand {
+    command: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// A command with its JSON fields parsed.
+#[derive(Debug, Serialize)]
+struct CommandOut {
+    id: i64,
+    agent_id: i64,
+    command: String,
+    parameters: Value,
+    status: String,
+    issued_by_key: Option<i64>,
+    #[serde(serialize_with = "db::ser_ms")]
+    created_at: i64,
+    #[serde(serialize_with = "db::ser_opt_ms")]
+    delivered_at: Option<i64>,
+    #[serde(serialize_with = "db::ser_opt_ms")]
+    completed_at: Option<i64>,
+    result: Option<Value>,
+}
+
+fn command_out(c: db::AgentCommand) -> CommandOut {
+    let json = |s: &str| serde_json::from_str(s).unwrap_or(Value::Null);
+    CommandOut {
+        parameters: json(&c.parameters),
+        result: c.result.as_deref().map(json),
+        id: c.id,
+        agent_id: c.agent_id,
+        command: c.command,
+        status: c.status,
+        issued_by_key: c.issued_by_key,
+        created_at: c.created_at,
+        delivered_at: c.delivered_at,
+        completed_at: c.completed_at,
+    }
+}
+
+/// `POST /api/agents/{id}/commands` (analyst): queues a command for the agent; at most
+/// `SOC_MAX_COMMANDS_PER_MINUTE` per tenant (429 with `Retry-After` beyond).
+pub async fn issue_command(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(agent_id): AppPath<i64>,
+    AppJson(b): AppJson<IssueCommand>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || "_.:-".contains(c);
+    if b.command.is_empty() || b.command.len() > 64 || !b.command.chars().all(name_ok) {
+        return Err(ApiError::invalid(
+            "`command` must be 1 to 64 characters of letters, digits, `_`, `.`, `:` or `-`",
+        ));
+    }
+    let parameters = match b.parameters {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::invalid("`parameters` must be a JSON object")),
+    };
+    let issued = st
+        .db
+        .issue_command(
+            auth.tenant_id,
+            agent_id,
+            &b.command,
+            &parameters.to_string(),
+            auth.key_id,
+            st.config.max_commands_per_minute,
+        )
+        .await?;
+    match issued {
+        db::CommandIssued::Created(c) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"command": command_out(c)})),
+        )
+            .into_response()),
+        db::CommandIssued::NoSuchAgent => Err(ApiError::not_found(format!("agent {agent_id}"))),
+        db::CommandIssued::RateLimited { retry_after_ms } => {
+            let limit = st.config.max_commands_per_minute;
+            let err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this tenant may issue at most {limit} commands per minute (SOC_MAX_COMMANDS_PER_MINUTE)"
+                ),
+            );
+            let retry_after = (retry_after_ms + 999) / 1000;
+            Ok(([(header::RETRY_AFTER, retry_after.to_string())], err).into_response())
+        }
+    }
+}
+
+/// Query of `GET /api/agents/{id}/commands`.
+#[derive(Debug, Deserialize)]
+pub struct CommandQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/agents/{id}/commands` (analyst): the agent's commands, newest first.
+pub async fn list_commands(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(agent_id): AppPath<i64>,
+    AppQuery(q): AppQuery<CommandQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    one_of(
+        "status",
+        &q.status,
+        &db::COMMAND_STATUSES,
+        ApiError::bad_request,
+    )?;
+    if st.db.agent(auth.tenant_id, agent_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("agent {agent_id}")));
+    }
+    let limit = page_limit(q.limit)?;
+    let cmds = st
+        .db
+        .list_commands(
+            auth.tenant_id,
+            agent_id,
+            q.status.as_deref(),
+            cursor(&q.cursor)?,
+            limit,
+        )
+        .await?;
+    let next = next_cursor(cmds.iter().map(|c| c.id), cmds.len(), limit);
+    let cmds: Vec<CommandOut> = cmds.into_iter().map(command_out).collect();
+    Ok(Json(json!({"commands": cmds, "next_cursor": next})))
+}
+
+/// Most commands handed to an agent in one poll.
+const MAX_POLLED_COMMANDS: i64 = 100;
+
+/// `GET /api/agents/{id}/commands/pending` (agent): the poll. Returns the agent's unfinished
+/// commands, oldest first, until it reports their results; counts as a heartbeat.
+pub async fn poll_commands(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(agent_id): AppPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Agent])?;
+    let cmds = st
+        .db
+        .poll_commands(auth.tenant_id, agent_id, MAX_POLLED_COMMANDS)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("agent {agent_id}")))?;
+    let cmds: Vec<CommandOut> = cmds.into_iter().map(command_out).collect();
+    Ok(Json(json!({"commands": cmds})))
+}
+
+/// Body of `POST /api/agents/{id}/commands/{command_id}/result`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandResult {
+    status: String,
+    #[serde(default)]
+    output: Value,
+}
+
+/// `POST /api/agents/{id}/commands/{command_id}/result` (agent): the command's outcome,
+/// `succeeded` or `failed`, with any JSON `output`. Repeating the same report is harmless.
+pub async fn complete_command(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath((agent_id, command_id)): AppPath<(i64, i64)>,
+    AppJson(b): AppJson<CommandResult>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Agent])?;
+    if !db::COMMAND_RESULTS.contains(&b.status.as_str()) {
+        return Err(ApiError::invalid(
+            "`status` must be `succeeded` or `failed`",
+        ));
+    }
+    let done = st
+        .db
+        .complete_command(
+            auth.tenant_id,
+            agent_id,
+            command_id,
+            &b.status,
+            &b.output.to_string(),
+        )
+        .await?;
+    match done {
+        db::CommandCompleted::Completed(c) => Ok(Json(json!({"command": command_out(c)}))),
+        db::CommandCompleted::AlreadyCompleted(c) if c.status == b.status => {
+            Ok(Json(json!({"command": command_out(c)})))
+        }
+        db::CommandCompleted::AlreadyCompleted(c) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_completed",
+            format!("command {command_id} already completed as `{}`", c.status),
+        )),
+        db::CommandCompleted::NotFound => Err(ApiError::not_found(format!(
+            "command {command_id} of agent {agent_id}"
+        ))),
     }
 }
 

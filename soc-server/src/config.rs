@@ -97,6 +97,15 @@ pub struct Config {
         global = true
     )]
     pub max_agents_per_tenant: i64,
+    /// Most commands a tenant may issue to its agents per minute.
+    #[arg(
+        long,
+        env = "SOC_MAX_COMMANDS_PER_MINUTE",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(i64).range(1..),
+        global = true
+    )]
+    pub max_commands_per_minute: i64,
     /// Run the ML detection pipeline.
     #[arg(long, env = "ML_MODELS_ENABLED", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub ml_models_enabled: bool,

@@ -49,6 +49,14 @@ pub fn ser_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ms_to_rfc3339(*ms))
 }
 
+/// [`ser_ms`] for an optional time (`null` when absent).
+pub fn ser_opt_ms<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&ms_to_rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
 /// `2026-11-24T18:00:00.000Z` for milliseconds since the epoch.
 pub fn ms_to_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -151,6 +159,61 @@ pub enum Registered {
     /// The tenant reached its agent limit.
     LimitReached(i64),
 }
+
+/// A command for an agent (`parameters` and `result` are JSON text).
+#[derive(Debug, Clone, FromRow)]
+pub struct AgentCommand {
+    /// Id.
+    pub id: i64,
+    /// The agent it is for.
+    pub agent_id: i64,
+    /// What to do (`collect_logs`, `isolate_host`, …).
+    pub command: String,
+    /// JSON object.
+    pub parameters: String,
+    /// pending, delivered, succeeded or failed.
+    pub status: String,
+    /// Key that issued it.
+    pub issued_by_key: Option<i64>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// First delivery to the agent (ms).
+    pub delivered_at: Option<i64>,
+    /// When the agent reported its result (ms).
+    pub completed_at: Option<i64>,
+    /// JSON, as reported by the agent.
+    pub result: Option<String>,
+}
+
+/// Result of issuing a command.
+#[derive(Debug)]
+pub enum CommandIssued {
+    /// Stored, pending.
+    Created(AgentCommand),
+    /// The agent is not the tenant's.
+    NoSuchAgent,
+    /// The tenant issued its per-minute allowance; a slot frees after this many milliseconds.
+    RateLimited { retry_after_ms: i64 },
+}
+
+/// Result of an agent reporting a command's outcome.
+#[derive(Debug)]
+pub enum CommandCompleted {
+    /// Recorded now.
+    Completed(AgentCommand),
+    /// It had completed before (the stored row is returned unchanged).
+    AlreadyCompleted(AgentCommand),
+    /// No such command for this agent.
+    NotFound,
+}
+
+/// Command statuses an agent may report.
+pub const COMMAND_RESULTS: [&str; 2] = ["succeeded", "failed"];
+/// Every command status.
+pub const COMMAND_STATUSES: [&str; 4] = ["pending", "delivered", "succeeded", "failed"];
+
+const COMMAND_COLUMNS: &str = "id, agent_id, command, parameters, status, issued_by_key, \
+     created_at, delivered_at, completed_at, result";
 
 /// A log to insert.
 #[derive(Debug, Clone)]
@@ -553,6 +616,172 @@ impl Db {
         let n = on_pool!(self, p => sqlx::query(sql).bind(now_ms()).bind(tenant_id).bind(id)
             .execute(p).await.map_err(db_err)?.rows_affected());
         Ok(n == 1)
+    }
+
+    // ---- agent commands ---------------------------------------------------------------------
+
+    /// Stores a pending command for an agent of the tenant, unless the tenant already issued
+    /// `per_minute` commands in the last 60 s.
+    pub async fn issue_command(
+        &self,
+        tenant_id: i64,
+        agent_id: i64,
+        command: &str,
+        parameters: &str,
+        issued_by_key: i64,
+        per_minute: i64,
+    ) -> R<CommandIssued> {
+        const WINDOW_MS: i64 = 60_000;
+        let now = now_ms();
+        let insert = format!(
+            "INSERT INTO agent_commands (tenant_id, agent_id, command, parameters, status, issued_by_key, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING {COMMAND_COLUMNS}"
+        );
+        macro_rules! body {
+            ($tx:ident, $lock_sql:expr) => {{
+                // Serializes the tenant's commands, so the limit holds under concurrency.
+                sqlx::query($lock_sql).bind(tenant_id).execute(&mut *$tx).await.map_err(db_err)?;
+                let agent: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant_id)
+                        .bind(agent_id)
+                        .fetch_optional(&mut *$tx)
+                        .await
+                        .map_err(db_err)?;
+                if agent.is_none() {
+                    return Ok(CommandIssued::NoSuchAgent);
+                }
+                let recent: Vec<i64> = sqlx::query_scalar(
+                    "SELECT created_at FROM agent_commands WHERE tenant_id = $1 AND created_at > $2 \
+                     ORDER BY created_at LIMIT $3",
+                )
+                .bind(tenant_id)
+                .bind(now - WINDOW_MS)
+                .bind(per_minute.max(1))
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+                if recent.len() as i64 >= per_minute {
+                    let oldest = recent.first().copied().unwrap_or(now);
+                    return Ok(CommandIssued::RateLimited {
+                        retry_after_ms: (oldest + WINDOW_MS - now).max(1),
+                    });
+                }
+                let c = sqlx::query_as::<_, AgentCommand>(&insert)
+                    .bind(tenant_id)
+                    .bind(agent_id)
+                    .bind(command)
+                    .bind(parameters)
+                    .bind(issued_by_key)
+                    .bind(now)
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                $tx.commit().await.map_err(db_err)?;
+                Ok(CommandIssued::Created(c))
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                body!(tx, "SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(tx, "SELECT id FROM tenants WHERE id = $1")
+            }
+        }
+    }
+
+    /// An agent's poll: its unfinished commands, oldest first (pending ones become delivered;
+    /// delivered ones are sent again until a result arrives, so a lost answer loses nothing).
+    /// Refreshes `last_seen`. `None` when the agent is not the tenant's.
+    pub async fn poll_commands(
+        &self,
+        tenant_id: i64,
+        agent_id: i64,
+        limit: i64,
+    ) -> R<Option<Vec<AgentCommand>>> {
+        let now = now_ms();
+        let select = format!(
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE tenant_id = $1 AND agent_id = $2 \
+             AND status IN ('pending', 'delivered') ORDER BY id LIMIT $3"
+        );
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let seen = sqlx::query("UPDATE agents SET last_seen = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(now).bind(tenant_id).bind(agent_id)
+                .execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+            if seen == 0 {
+                return Ok(None);
+            }
+            let mut cmds = sqlx::query_as::<_, AgentCommand>(&select)
+                .bind(tenant_id).bind(agent_id).bind(limit)
+                .fetch_all(&mut *tx).await.map_err(db_err)?;
+            let ids: Vec<i64> = cmds.iter().filter(|c| c.status == "pending").map(|c| c.id).collect();
+            for id in ids {
+                sqlx::query("UPDATE agent_commands SET status = 'delivered', delivered_at = $1 \
+                             WHERE tenant_id = $2 AND id = $3 AND status = 'pending'")
+                    .bind(now).bind(tenant_id).bind(id)
+                    .execute(&mut *tx).await.map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            for c in cmds.iter_mut().filter(|c| c.status == "pending") {
+                c.status = "delivered".into();
+                c.delivered_at = Some(now);
+            }
+            Ok(Some(cmds))
+        })
+    }
+
+    /// Records the outcome an agent reports (`succeeded` or `failed`) with its JSON result.
+    pub async fn complete_command(
+        &self,
+        tenant_id: i64,
+        agent_id: i64,
+        command_id: i64,
+        status: &str,
+        result: &str,
+    ) -> R<CommandCompleted> {
+        let update = format!(
+            "UPDATE agent_commands SET status = $1, result = $2, completed_at = $3, \
+             delivered_at = COALESCE(delivered_at, $3) \
+             WHERE tenant_id = $4 AND agent_id = $5 AND id = $6 AND status IN ('pending', 'delivered') \
+             RETURNING {COMMAND_COLUMNS}"
+        );
+        let select = format!(
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE tenant_id = $1 AND agent_id = $2 AND id = $3"
+        );
+        on_pool!(self, p => {
+            let done = sqlx::query_as::<_, AgentCommand>(&update)
+                .bind(status).bind(result).bind(now_ms())
+                .bind(tenant_id).bind(agent_id).bind(command_id)
+                .fetch_optional(p).await.map_err(db_err)?;
+            if let Some(c) = done {
+                return Ok(CommandCompleted::Completed(c));
+            }
+            let existing = sqlx::query_as::<_, AgentCommand>(&select)
+                .bind(tenant_id).bind(agent_id).bind(command_id)
+                .fetch_optional(p).await.map_err(db_err)?;
+            Ok(existing.map_or(CommandCompleted::NotFound, CommandCompleted::AlreadyCompleted))
+        })
+    }
+
+    /// An agent's commands, newest first, optionally of one status, with ids < `before_id`.
+    pub async fn list_commands(
+        &self,
+        tenant_id: i64,
+        agent_id: i64,
+        status: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> R<Vec<AgentCommand>> {
+        let sql = format!(
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE tenant_id = $1 AND agent_id = $2 \
+             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        );
+        on_pool!(self, p => sqlx::query_as::<_, AgentCommand>(&sql).bind(tenant_id).bind(agent_id)
+            .bind(status).bind(before_id).bind(limit).fetch_all(p).await.map_err(db_err))
     }
 
     // ---- logs -------------------------------------------------------------------------------

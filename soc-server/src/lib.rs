@@ -132,6 +132,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents/{id}", get(api::get_agent))
         .route("/api/agents/{id}/heartbeat", post(api::heartbeat))
         .route(
+            "/api/agents/{id}/commands",
+            post(api::issue_command).get(api::list_commands),
+        )
+        .route("/api/agents/{id}/commands/pending", get(api::poll_commands))
+        .route(
+            "/api/agents/{id}/commands/{command_id}/result",
+            post(api::complete_command),
+        )
+        .route(
             "/api/logs",
             post(api::ingest_logs)
                 .get(api::list_logs)

@@ -669,6 +669,135 @@ async fn sample_agents(b: Backend) {
     assert_eq!((st, error_code(&body)), (422, "invalid_input"));
 }
 
+async fn agent_commands_poll_complete_and_rate_limit(b: Backend) {
+    let s = spawn(b, false).await.unwrap();
+    let (_, _, analyst, agent) = s.tenant("acme").await;
+    let (_, _, other_analyst, other_agent) = s.tenant("globex").await;
+    let host = s.agent(&agent, "web-01").await;
+    let path = format!("/api/agents/{host}/commands");
+
+    // Issue: analyst only; validated.
+    let cmd = json!({"command": "collect_logs", "parameters": {"path": "/var/log/auth.log"}});
+    let (st, body) = s.post(&path, &agent, cmd.clone()).await;
+    assert_eq!((st, error_code(&body)), (403, "forbidden"));
+    for bad in [
+        json!({"command": ""}),
+        json!({"command": "rm -rf /"}),
+        json!({"command": "scan", "parameters": [1, 2]}),
+        json!({"command": "scan", "extra": true}),
+    ] {
+        let (st, body) = s.post(&path, &analyst, bad.clone()).await;
+        assert!(st == 422 || st == 400, "{bad}: {st} {body}");
+        error_code(&body);
+    }
+    let (st, body) = s
+        .post("/api/agents/999999/commands", &analyst, cmd.clone())
+        .await;
+    assert_eq!((st, error_code(&body)), (404, "not_found"));
+    // Another tenant cannot reach this agent.
+    let (st, _) = s.post(&path, &other_analyst, cmd.clone()).await;
+    assert_eq!(st, 404);
+
+    let (st, body) = s.post(&path, &analyst, cmd).await;
+    assert_eq!(st, 201, "{body}");
+    let first = body["command"]["id"].as_i64().unwrap();
+    assert_eq!(body["command"]["status"], "pending");
+    assert_eq!(body["command"]["parameters"]["path"], "/var/log/auth.log");
+    let (st, _) = s
+        .post(&path, &analyst, json!({"command": "isolate_host"}))
+        .await;
+    assert_eq!(st, 201);
+
+    // Poll: both, oldest first, delivered; polled again until a result arrives.
+    let poll = format!("{path}/pending");
+    let (st, _) = s.get(&poll, &other_agent).await;
+    assert_eq!(st, 404);
+    for _ in 0..2 {
+        let (st, body) = s.get(&poll, &agent).await;
+        assert_eq!(st, 200, "{body}");
+        let cmds = body["commands"].as_array().unwrap();
+        let names: Vec<&str> = cmds
+            .iter()
+            .map(|c| c["command"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["collect_logs", "isolate_host"]);
+        assert!(cmds.iter().all(|c| c["status"] == "delivered"));
+    }
+    let (st, _) = s.get(&poll, &analyst).await;
+    assert_eq!(st, 403);
+
+    // Result: recorded once; the same report again is fine, a different one conflicts.
+    let result = format!("{path}/{first}/result");
+    let done = json!({"status": "succeeded", "output": {"lines": 42}});
+    let (st, body) = s.post(&result, &agent, done.clone()).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["command"]["status"], "succeeded");
+    assert_eq!(body["command"]["result"]["lines"], 42);
+    let (st, _) = s.post(&result, &agent, done).await;
+    assert_eq!(st, 200);
+    let (st, body) = s.post(&result, &agent, json!({"status": "failed"})).await;
+    assert_eq!((st, error_code(&body)), (409, "already_completed"));
+    let (st, body) = s.post(&result, &agent, json!({"status": "done"})).await;
+    assert_eq!((st, error_code(&body)), (422, "invalid_input"));
+    let (st, _) = s
+        .post(
+            &format!("{path}/999999/result"),
+            &agent,
+            json!({"status": "failed"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (_, body) = s.get(&poll, &agent).await;
+    assert_eq!(body["commands"].as_array().unwrap().len(), 1);
+
+    // History for analysts, filtered by status.
+    let (st, body) = s.get(&format!("{path}?status=succeeded"), &analyst).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["commands"].as_array().unwrap().len(), 1);
+    assert_eq!(body["commands"][0]["id"], first);
+    let (st, _) = s.get(&format!("{path}?status=bogus"), &analyst).await;
+    assert_eq!(st, 400);
+
+    // The per-minute limit holds under concurrency: 2 issued, 98 more fit, then 429.
+    let limit = s.state.config.max_commands_per_minute;
+    assert_eq!(limit, 100);
+    let tries = (0..120).map(|i| {
+        let body = json!({"command": format!("scan_{i}")});
+        let (s, path, analyst) = (&s, &path, &analyst);
+        async move { s.post(path, analyst, body).await }
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let created = answers.iter().filter(|(st, _)| *st == 201).count();
+    assert_eq!(created as i64, limit - 2);
+    let (st, body) = answers.iter().find(|(st, _)| *st != 201).unwrap();
+    assert_eq!((*st, error_code(body)), (429, "rate_limited"));
+    let resp = s
+        .client
+        .post(s.url(&path))
+        .bearer_auth(&analyst)
+        .json(&json!({"command": "scan"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another tenant has its own allowance.
+    let other_host = s.agent(&other_agent, "db-01").await;
+    let (st, _) = s
+        .post(
+            &format!("/api/agents/{other_host}/commands"),
+            &other_analyst,
+            json!({"command": "scan"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+}
+
 both_backends!(
     health_and_status,
     auth_missing_wrong_revoked_and_roles,
@@ -678,4 +807,5 @@ both_backends!(
     threats_list_get_patch,
     tenant_isolation,
     sample_agents,
+    agent_commands_poll_complete_and_rate_limit,
 );
