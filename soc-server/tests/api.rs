@@ -576,6 +576,19 @@ async fn tenant_isolation(b: Backend) {
         .0,
         404
     );
+    // Nor see, poll, complete or issue A's agent commands.
+    let cmds = format!("/api/agents/{a_agent}/commands");
+    let (st, c) = s.post(&cmds, &analyst_a, json!({"command": "scan"})).await;
+    assert_eq!(st, 201, "{c}");
+    let done = format!("{cmds}/{}/result", c["command"]["id"]);
+    assert_eq!(s.get(&cmds, &analyst_b).await.0, 404);
+    assert_eq!(s.get(&format!("{cmds}/pending"), &agent_b).await.0, 404);
+    let (st, _) = s.post(&done, &agent_b, json!({"status": "failed"})).await;
+    assert_eq!(st, 404);
+    let (st, _) = s.post(&cmds, &admin_b, json!({"command": "scan"})).await;
+    assert_eq!(st, 404);
+    let (_, c) = s.get(&format!("{cmds}/pending"), &agent_a).await;
+    assert_eq!(c["commands"][0]["status"], "delivered");
     let (_, k) = s
         .post("/api/keys", &admin_a, json!({"role": "agent"}))
         .await;
