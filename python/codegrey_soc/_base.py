@@ -27,6 +27,8 @@ class BaseEstimator:
     """
 
     _native_type: ClassVar[Any]
+    #: What scikit-learn should take the estimator for (see ``__sklearn_tags__``).
+    _estimator_kind: ClassVar[str] = "other"
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
@@ -60,6 +62,20 @@ class BaseEstimator:
             f"{n}={v!r}" for n, v in self.get_params().items() if not _same(v, defaults.get(n))
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (only scikit-learn calls this, so importing it here
+        adds no runtime dependency)."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags, TransformerTags
+
+        kind = self._estimator_kind
+        return Tags(
+            estimator_type=kind if kind in ("classifier", "outlier_detector") else None,
+            target_tags=TargetTags(required=kind == "classifier"),
+            transformer_tags=TransformerTags() if kind == "text_transformer" else None,
+            classifier_tags=ClassifierTags() if kind == "classifier" else None,
+            input_tags=InputTags(two_d_array=kind != "text_transformer", string=kind == "text_transformer"),
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return getattr(self, "_model", None) is not None

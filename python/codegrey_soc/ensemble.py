@@ -28,6 +28,7 @@ class IsolationForest(BaseEstimator):
     """
 
     _native_type = _native.IsolationForestModel
+    _estimator_kind = "outlier_detector"
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class RandomForestClassifier(BaseEstimator):
     """
 
     _native_type = _native.RandomForestModel
+    _estimator_kind = "classifier"
 
     def __init__(
         self,
@@ -227,16 +229,6 @@ class RandomForestClassifier(BaseEstimator):
         self.classes_ = model.classes()
         self.n_classes_ = len(self.classes_)
         self.n_features_in_ = int(model.n_features)
-
-    def __sklearn_tags__(self) -> Any:
-        # Only scikit-learn calls this, so importing it here adds no runtime dependency.
-        from sklearn.utils import ClassifierTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type="classifier",
-            target_tags=TargetTags(required=True),
-            classifier_tags=ClassifierTags(),
-        )
 
     @classmethod
     def _params_from_header(cls, params: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class TfidfVectorizer(BaseEstimator):
     """
 
     _native_type = _native.TfidfModel
+    _estimator_kind = "text_transformer"
 
     def __init__(
         self,
