@@ -38,11 +38,11 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "build codegrey_soc into .venv (maturin develop --release; quick when unchanged; soc-py's Rust tests use it)"
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --quiet
+
 step "cargo test (PostgreSQL: throwaway cluster)"
 scripts/with-postgres.sh cargo test --workspace --all-features --release
-
-step "build codegrey_soc into .venv (maturin develop --release; quick when unchanged)"
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --quiet
 
 step "pytest"
 .venv/bin/python -m pytest -q python/tests

@@ -404,6 +404,9 @@ mod tests {
         assert_eq!(crate::read_header(&bytes).unwrap().kind, "risk_scorer");
         let mut corrupt = bytes.clone();
         *corrupt.last_mut().unwrap() ^= 1;
-        assert!(matches!(RiskScorer::from_bytes(&corrupt), Err(Error::InvalidModel(_))));
+        assert!(matches!(
+            RiskScorer::from_bytes(&corrupt),
+            Err(Error::InvalidModel(_))
+        ));
     }
 }

@@ -51,7 +51,7 @@ fn step<'py>(py: Python<'py>, model: Imported) -> SocResult<Vec<Bound<'py, PyTup
 #[pyfunction]
 fn import_sklearn<'py>(py: Python<'py>, json: &str) -> SocResult<Bound<'py, PyList>> {
     let imported = core(py.detach(|| sklearn::import(json)))?;
-    Ok(PyList::new(py, step(py, imported)?)?)
+    PyList::new(py, step(py, imported)?)
 }
 
 /// The artifact header (kind, params, created_at, ...) as JSON, without decoding the model.
