@@ -21,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::{Artifact, impl_artifact_methods};
 
 /// Risk scoring settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -295,6 +296,27 @@ impl RiskScorer {
     }
 }
 
+/// A scorer saved on its own (the Python package's `RiskScorer.save`); inside a detector it is
+/// part of the detector's artifact.
+impl Artifact for RiskScorer {
+    const KIND: &'static str = "risk_scorer";
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.params).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// One input: the raw anomaly score.
+    fn n_features(&self) -> usize {
+        1
+    }
+
+    fn after_load(&mut self) -> Result<()> {
+        RiskScorer::after_load(self)
+    }
+}
+
+impl_artifact_methods!(RiskScorer);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,5 +392,21 @@ mod tests {
         assert!(RiskScorer::fit(bad, &[0.1]).is_err());
         assert!(RiskScorer::fit(RiskParams::default(), &[]).is_err());
         assert!(RiskScorer::fit(RiskParams::default(), &[f64::NAN]).is_err());
+    }
+
+    #[test]
+    fn artifact_round_trip_keeps_scores_and_rejects_other_kinds() {
+        let scorer = scorer().with_anomaly_weight(0.9);
+        let bytes = scorer.to_bytes();
+        let back = RiskScorer::from_bytes(&bytes).unwrap();
+        assert_eq!(back, scorer);
+        assert_eq!(back.score(0.395, Some(0.2)), scorer.score(0.395, Some(0.2)));
+        assert_eq!(crate::read_header(&bytes).unwrap().kind, "risk_scorer");
+        let mut corrupt = bytes.clone();
+        *corrupt.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            RiskScorer::from_bytes(&corrupt),
+            Err(Error::InvalidModel(_))
+        ));
     }
 }
