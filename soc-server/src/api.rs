@@ -122,20 +122,15 @@ pub async fn system_status(State(st): State<AppState>, _auth: Auth) -> Json<Valu
             "unavailable".to_owned()
         }
     };
-    let model_store_status = match st.models.list("ml_models/").await {
-        Ok(_) => "available".to_owned(),
-        Err(e) => {
-            tracing::warn!(error = %e, "status: model store check failed");
-            "unavailable".to_owned()
-        }
-    };
+    let model_store = crate::model_store::status(st.models.as_ref(), st.s3_models.as_deref()).await;
     let backlog = st.db.pending_count().await.ok();
     let report = st.pipeline.report();
     Json(json!({
         "status": {
             "database_status": database_status,
             "database_backend": st.db.backend(),
-            "model_store_status": model_store_status,
+            "model_store_status": model_store.status,
+            "model_store": model_store,
             "ai_agents": {
                 "pipeline_running": report.pipeline_running,
                 "workers": report.workers,

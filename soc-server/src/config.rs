@@ -2,6 +2,7 @@
 //! (names from the seed deployment guide), with `.env` loaded first by `main`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -143,6 +144,79 @@ pub struct Config {
         global = true
     )]
     pub detection_interval_ms: u64,
+    /// S3 bucket of the model artifacts. Unset: models live only in `{data_dir}/models`. Set:
+    /// that directory becomes a local cache of the bucket (see the README's "S3" section).
+    #[arg(long, env = "S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    /// S3 bucket of the log archives.
+    #[arg(long, env = "S3_LOGS_BUCKET", global = true)]
+    pub s3_logs_bucket: Option<String>,
+    /// AWS region of the buckets.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
+    pub aws_region: String,
+    /// Endpoint of an S3-compatible store (MinIO, moto, ...); unset: AWS S3.
+    #[arg(long, env = "S3_ENDPOINT_URL", global = true)]
+    pub s3_endpoint_url: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`). Default: on when S3_ENDPOINT_URL is set
+    /// (S3-compatible stores rarely serve `bucket.endpoint` names), off for AWS.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub s3_force_path_style: Option<bool>,
+    /// Compute and check request / response checksums only when the operation requires them
+    /// (for S3-compatible stores that reject AWS's default CRC32 checksums).
+    #[arg(long, env = "S3_CHECKSUMS_WHEN_REQUIRED", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub s3_checksums_when_required: bool,
+    /// AWS access key id. Unset: the standard AWS credential chain (profile, web identity,
+    /// container or instance role).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret access key (with AWS_ACCESS_KEY_ID).
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub aws_secret_access_key: Option<String>,
+    /// AWS session token (temporary credentials, with AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true, global = true)]
+    pub aws_session_token: Option<String>,
+    /// Longest wait for a TCP/TLS connection to S3, in milliseconds.
+    #[arg(
+        long,
+        env = "S3_CONNECT_TIMEOUT_MS",
+        default_value_t = 3000,
+        global = true
+    )]
+    pub s3_connect_timeout_ms: u64,
+    /// Longest an S3 operation may take, retries included, in milliseconds.
+    #[arg(
+        long,
+        env = "S3_OPERATION_TIMEOUT_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
+    pub s3_operation_timeout_ms: u64,
+    /// Attempts per S3 operation (the SDK retries throttling, 5xx and network errors).
+    #[arg(long, env = "S3_MAX_ATTEMPTS", default_value_t = 3, global = true)]
+    pub s3_max_attempts: u32,
+    /// First wait before retrying a failed model upload, in milliseconds; it doubles after each
+    /// failure up to S3_RETRY_MAX_BACKOFF_MS.
+    #[arg(
+        long,
+        env = "S3_RETRY_BACKOFF_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub s3_retry_backoff_ms: u64,
+    /// Longest wait between model upload retries, in milliseconds; also how often a healthy
+    /// store is checked.
+    #[arg(
+        long,
+        env = "S3_RETRY_MAX_BACKOFF_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
+    pub s3_retry_max_backoff_ms: u64,
 }
 
 impl Config {
@@ -173,9 +247,100 @@ impl Config {
         format!("sqlite://{}", self.data_dir.join("soc.db").display())
     }
 
-    /// Where the filesystem model store keeps its artifacts.
+    /// Where the filesystem model store keeps its artifacts (with S3: the local cache).
     pub fn models_dir(&self) -> PathBuf {
         self.data_dir.join("models")
+    }
+
+    /// Where model uploads to S3 that have not succeeded yet are remembered (one empty marker
+    /// file per key), so that they survive a restart.
+    pub fn pending_uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("models-pending-upload")
+    }
+
+    /// The S3 connection settings (shared by the model and log buckets).
+    pub fn s3_settings(&self) -> S3Settings {
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let endpoint_url = nonempty(&self.s3_endpoint_url);
+        S3Settings {
+            region: self.aws_region.clone(),
+            force_path_style: self.s3_force_path_style.unwrap_or(endpoint_url.is_some()),
+            endpoint_url,
+            checksums_when_required: self.s3_checksums_when_required,
+            credentials: nonempty(&self.aws_access_key_id).map(|access_key_id| S3Credentials {
+                access_key_id,
+                secret_access_key: self.aws_secret_access_key.clone().unwrap_or_default(),
+                session_token: nonempty(&self.aws_session_token),
+            }),
+            connect_timeout: Duration::from_millis(self.s3_connect_timeout_ms.max(1)),
+            operation_timeout: Duration::from_millis(self.s3_operation_timeout_ms.max(1)),
+            max_attempts: self.s3_max_attempts.max(1),
+        }
+    }
+
+    /// The model bucket, when models are stored in S3.
+    pub fn models_bucket(&self) -> Option<&str> {
+        self.s3_bucket.as_deref().filter(|b| !b.is_empty())
+    }
+
+    /// Backoff of the model upload retries: first wait and cap.
+    pub fn upload_retry_backoff(&self) -> (Duration, Duration) {
+        let first = Duration::from_millis(self.s3_retry_backoff_ms.max(1));
+        (
+            first,
+            Duration::from_millis(self.s3_retry_max_backoff_ms).max(first),
+        )
+    }
+}
+
+/// How to reach S3 (or an S3-compatible store), independent of the bucket.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// AWS region.
+    pub region: String,
+    /// Endpoint of an S3-compatible store; `None` for AWS.
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing.
+    pub force_path_style: bool,
+    /// Checksums only where the operation requires them.
+    pub checksums_when_required: bool,
+    /// Static credentials; `None`: the standard AWS credential chain.
+    pub credentials: Option<S3Credentials>,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest an operation may take, retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per operation.
+    pub max_attempts: u32,
+}
+
+/// Static AWS credentials.
+#[derive(Clone)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+// Written by hand so that secrets never reach a log line.
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("force_path_style", &self.force_path_style)
+            .field("checksums_when_required", &self.checksums_when_required)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|c| &c.access_key_id),
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
     }
 }
 
@@ -207,6 +372,28 @@ mod tests {
             c.database_url(),
             "postgres://soc:p%40ss%3Aw%2Frd@db.internal:5432/codegrey_soc"
         );
+    }
+
+    #[test]
+    fn path_style_defaults_to_on_with_an_endpoint_only() {
+        let mut c = Config::defaults();
+        c.s3_endpoint_url = None;
+        c.s3_force_path_style = None;
+        assert!(!c.s3_settings().force_path_style);
+        c.s3_endpoint_url = Some("http://127.0.0.1:9000".into());
+        assert!(c.s3_settings().force_path_style);
+        c.s3_force_path_style = Some(false);
+        assert!(!c.s3_settings().force_path_style);
+    }
+
+    #[test]
+    fn s3_settings_debug_hides_the_secret() {
+        let mut c = Config::defaults();
+        c.aws_access_key_id = Some("AKIDEXAMPLE".into());
+        c.aws_secret_access_key = Some("wJalrXUtnFEMI".into());
+        let shown = format!("{:?}", c.s3_settings());
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub mod config;
 pub mod db;
 pub mod detection;
 pub mod error;
+pub mod model_store;
 pub mod pipeline;
+pub mod s3;
 pub mod sample;
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
-use soc_core::store::{FsModelStore, ModelStore};
+use soc_core::store::ModelStore;
 use tower_http::trace::TraceLayer;
 
 pub use config::{Cli, Command, Config};
@@ -33,6 +35,8 @@ pub struct AppState {
     pub db: Db,
     /// Model artifacts.
     pub models: Arc<dyn ModelStore>,
+    /// The same store when it is S3-backed (`S3_BUCKET`): its status and pending uploads.
+    pub s3_models: Option<Arc<model_store::CachedModelStore>>,
     /// Settings.
     pub config: Arc<Config>,
     /// Detection pipeline state.
@@ -51,17 +55,25 @@ pub async fn connect(config: Config) -> anyhow::Result<AppState> {
     db.migrate()
         .await
         .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-    let models_dir = config.models_dir();
-    let store = FsModelStore::new(&models_dir)
-        .map_err(|e| anyhow::anyhow!("model store unusable ({}): {e}", models_dir.display()))?;
-    let models: Arc<dyn ModelStore> = Arc::new(store);
-    models
-        .list("ml_models/")
-        .await
-        .map_err(|e| anyhow::anyhow!("model store unreachable ({}): {e}", models_dir.display()))?;
+    let store = model_store::open(&config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "model store unusable ({}): {e}",
+            config.models_dir().display()
+        )
+    })?;
+    if let Some(s3) = &store.s3 {
+        // S3 down or slow must not stop the start: the cache serves, the status says degraded.
+        let active: Vec<String> = match db.active_model_version().await {
+            Ok(v) => v.into_iter().map(|mv| mv.key).collect(),
+            Err(e) => anyhow::bail!("cannot read the active model version: {e}"),
+        };
+        s3.prefetch(&active).await;
+        s3.spawn_sync();
+    }
     Ok(AppState {
         db,
-        models,
+        models: store.models,
+        s3_models: store.s3,
         config: Arc::new(config),
         pipeline: Arc::default(),
         started: Instant::now(),

@@ -2,6 +2,8 @@
 //! (when `SOC_TEST_PG_URL` points at a PostgreSQL server; `scripts/with-postgres.sh` sets it).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod s3;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,11 +96,22 @@ pub async fn spawn(backend: Backend, ml: bool) -> Option<TestServer> {
     config.port = 0;
     config.ml_models_enabled = ml;
     config.max_agents_per_tenant = 1000;
+    Some(spawn_with(config, ml).await)
+}
+
+/// Starts a server on port 0 with `config` (its database may hold data already: then the
+/// admin key is a new key of tenant 1).
+pub async fn spawn_with(config: Config, ml: bool) -> TestServer {
     let state = soc_server::connect(config).await.unwrap();
-    let admin_key = soc_server::bootstrap(&state)
-        .await
-        .unwrap()
-        .expect("first start");
+    let admin_key = match soc_server::bootstrap(&state).await.unwrap() {
+        Some(key) => key,
+        None => {
+            auth::create_key(&state.db, 1, auth::Role::Admin, None)
+                .await
+                .unwrap()
+                .1
+        }
+    };
     if ml {
         soc_server::detection::start(&state).await.unwrap();
     }
@@ -110,12 +123,12 @@ pub async fn spawn(backend: Backend, ml: bool) -> Option<TestServer> {
             .await
             .unwrap();
     });
-    Some(TestServer {
+    TestServer {
         base: format!("http://{addr}"),
         admin_key,
         state,
         client: reqwest::Client::new(),
-    })
+    }
 }
 
 impl TestServer {
