@@ -166,20 +166,34 @@ pub async fn corpus(db: &Db, tenant_id: i64) -> Result<Corpus> {
     Ok(c)
 }
 
-/// Held-out metrics of a detector: ROC AUC of the risk, and precision, recall, F1 and false
-/// positive rate at the detector's own threat threshold.
-pub fn evaluate(detector: &Detector, test: &Labeled) -> Value {
+/// Held-out metrics of a detector on `corpus.test`: ROC AUC of the risk, and precision,
+/// recall, F1 and false positive rate at the detector's own threat threshold; plus
+/// `tenant_roc_auc`, the ROC AUC on the tenant's held-out labels alone (`null` without both
+/// classes there), which decides promotions when present: on the whole set the sample corpus
+/// dominates and every reasonable model scores close to 1.
+pub fn evaluate(detector: &Detector, corpus: &Corpus) -> Value {
+    let test = &corpus.test;
     let risks: Vec<f64> = detector.score(&test.texts).iter().map(|s| s.risk).collect();
     let threshold = 10.0 * detector.risk_scorer().params().threshold;
     let at = metrics::at_threshold(&risks, &test.labels, threshold);
+    let tenant_from = test.len() - corpus.labeled_test;
     json!({
         "roc_auc": metrics::roc_auc(&risks, &test.labels),
+        "tenant_roc_auc": metrics::roc_auc(&risks[tenant_from..], &test.labels[tenant_from..]),
         "precision": at.precision,
         "recall": at.recall,
         "f1": at.f1,
         "false_positive_rate": at.false_positive_rate,
         "threshold": detector.risk_scorer().params().threshold,
     })
+}
+
+/// The figure promotions compare: the tenant's held-out ROC AUC when it exists, else the
+/// whole held-out set's.
+fn promotion_auc(m: &Value) -> Option<f64> {
+    m["tenant_roc_auc"]
+        .as_f64()
+        .or_else(|| m["roc_auc"].as_f64())
 }
 
 fn fit(threshold: f64, train: &Labeled) -> Result<Detector> {
@@ -223,7 +237,7 @@ async fn train_candidate(
     let c = corpus.clone();
     let (detector, test_metrics) = blocking(move || {
         let d = fit(threshold, &c.train)?;
-        let m = evaluate(&d, &c.test);
+        let m = evaluate(&d, &c);
         Ok::<_, ModelError>((d, m))
     })
     .await??;
@@ -325,7 +339,7 @@ pub async fn upload(state: &AppState, tenant_id: i64, bytes: Vec<u8>) -> Result<
     let corpus = corpus(&state.db, tenant_id).await?;
     let test_size = corpus.test.len() as i64;
     let labeled_test = corpus.labeled_test;
-    let test_metrics = blocking(move || evaluate(&detector, &corpus.test)).await?;
+    let test_metrics = blocking(move || evaluate(&detector, &corpus)).await?;
     let version = new_version("upload");
     let key = model_key(tenant_id, &version);
     let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|b| (*b).clone());
@@ -418,9 +432,10 @@ pub struct RetrainOutcome {
     pub version: String,
     /// Whether it became the tenant's active version.
     pub promoted: bool,
-    /// Held-out ROC AUC of the new version.
+    /// Held-out ROC AUC of the new version (on the tenant's held-out labels when they have
+    /// both classes, else on the whole held-out set).
     pub roc_auc: Option<f64>,
-    /// The version serving the tenant before, and its ROC AUC on the same held-out set.
+    /// The version serving the tenant before, and its ROC AUC on the same held-out examples.
     pub compared_with: Option<(String, Option<f64>)>,
     /// Held-out metrics of the new version.
     pub metrics: Value,
@@ -436,7 +451,7 @@ pub async fn retrain_tenant(state: &AppState, tenant_id: i64) -> Result<RetrainO
         Some(mv) => Some(mv),
         None => state.db.active_model_version().await?,
     };
-    let new_auc = test_metrics["roc_auc"].as_f64();
+    let new_auc = promotion_auc(&test_metrics);
     let mut compared_with = None;
     let promote = match serving {
         None => true,
@@ -444,7 +459,7 @@ pub async fn retrain_tenant(state: &AppState, tenant_id: i64) -> Result<RetrainO
             let old_auc = match load(state, &current).await {
                 Ok(d) => {
                     let c = corpus.clone();
-                    blocking(move || evaluate(&d, &c.test)).await?["roc_auc"].as_f64()
+                    promotion_auc(&blocking(move || evaluate(&d, &c)).await?)
                 }
                 Err(e) => {
                     tracing::error!(version = %current.version, error = %e, "serving model unusable; the new one replaces it");
