@@ -467,11 +467,7 @@ pub async fn retrain_tenant(state: &AppState, tenant_id: i64) -> Result<RetrainO
                 }
             };
             compared_with = Some((current.version, old_auc));
-            match (new_auc, old_auc) {
-                (Some(new), Some(old)) => new >= old,
-                (_, None) => true,
-                (None, Some(_)) => false,
-            }
+            should_promote(new_auc, old_auc)
         }
     };
     if promote {
@@ -486,6 +482,16 @@ pub async fn retrain_tenant(state: &AppState, tenant_id: i64) -> Result<RetrainO
         compared_with,
         metrics: test_metrics,
     })
+}
+
+/// Whether a candidate replaces the serving model, from their ROC AUC on the same held-out
+/// examples: when at least as good, or when the serving one cannot be measured.
+fn should_promote(candidate: Option<f64>, serving: Option<f64>) -> bool {
+    match (candidate, serving) {
+        (Some(new), Some(old)) => new >= old,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    }
 }
 
 /// Trains a new global model (sample corpus; tenant labels stay in tenant models) and
@@ -886,4 +892,42 @@ pub async fn serving_version(state: &AppState, tenant_id: i64) -> Result<Option<
         Some(mv) => Some(mv.version),
         None => state.db.active_model_version().await?.map(|mv| mv.version),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_needs_at_least_the_serving_auc() {
+        assert!(should_promote(Some(0.9), Some(0.9)));
+        assert!(should_promote(Some(0.91), Some(0.9)));
+        assert!(!should_promote(Some(0.89), Some(0.9)));
+        assert!(!should_promote(None, Some(0.5)));
+        assert!(should_promote(None, None));
+        assert!(should_promote(Some(0.5), None));
+    }
+
+    #[test]
+    fn held_out_split_is_stable_and_about_one_in_five() {
+        // FNV-1a test vectors: the split must not change between releases or platforms.
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let held = (0..10_000)
+            .filter(|i| is_held_out(&format!("line {i}")))
+            .count();
+        assert!((1700..2300).contains(&held), "{held}");
+    }
+
+    #[test]
+    fn promotion_prefers_the_tenant_auc() {
+        assert_eq!(
+            promotion_auc(&json!({"roc_auc": 0.99, "tenant_roc_auc": 0.8})),
+            Some(0.8)
+        );
+        assert_eq!(
+            promotion_auc(&json!({"roc_auc": 0.99, "tenant_roc_auc": null})),
+            Some(0.99)
+        );
+    }
 }

@@ -320,7 +320,69 @@ async fn labels_feed_a_background_retrain(b: Backend) {
     assert_eq!((st, error_code(&body)), (404, "not_found"));
 }
 
+/// A database migrated to 0001 with model versions in it keeps its active versions through
+/// 0002 (the `active` flag becomes `status`).
+async fn migration_0002_converts_the_active_flag(b: Backend) {
+    let dir = common::temp_dir();
+    let url = common::fresh_database(b, &dir).await.unwrap();
+    let db = soc_server::Db::connect(&url).await.unwrap();
+    let backend = db.backend();
+    let only_0001 = dir.join("migrations-0001");
+    std::fs::create_dir_all(&only_0001).unwrap();
+    std::fs::copy(
+        format!(
+            "{}/../migrations/{backend}/0001_init.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        only_0001.join("0001_init.sql"),
+    )
+    .unwrap();
+    let m = sqlx::migrate::Migrator::new(only_0001.as_path())
+        .await
+        .unwrap();
+    let insert = "INSERT INTO model_versions (tenant_id, version, key, metrics, active, created_at) \
+                  VALUES (0, 'bootstrap-1', 'k1', '{}', FALSE, 1), (0, 'v2', 'k2', '{}', TRUE, 2), \
+                  (5, 'v3', 'k3', '{}', TRUE, 3)";
+    match &db {
+        soc_server::Db::Postgres(p) => {
+            m.run(p).await.unwrap();
+            sqlx::query(insert).execute(p).await.unwrap();
+        }
+        soc_server::Db::Sqlite(p) => {
+            m.run(p).await.unwrap();
+            sqlx::query(insert).execute(p).await.unwrap();
+        }
+    }
+    db.migrate().await.unwrap();
+    let old = db.model_version(0, "bootstrap-1").await.unwrap().unwrap();
+    assert_eq!(
+        (old.status.as_str(), old.source.as_str()),
+        ("retired", "bootstrap")
+    );
+    assert_eq!(
+        db.active_model_version().await.unwrap().unwrap().version,
+        "v2"
+    );
+    assert_eq!(
+        db.active_model_version_of(5)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "v3"
+    );
+    // One active version per tenant from now on.
+    let a = db
+        .activate_model_version(0, "bootstrap-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.retired.as_deref(), Some("v2"));
+    assert_eq!(db.active_model_versions().await.unwrap().len(), 2);
+}
+
 both_backends!(
+    migration_0002_converts_the_active_flag,
     uploaded_models_are_candidates_until_activated,
     each_tenant_is_scored_by_its_own_active_model,
     labels_feed_a_background_retrain,
