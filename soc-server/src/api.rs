@@ -142,6 +142,7 @@ pub async fn system_status(State(st): State<AppState>, _auth: Auth) -> Json<Valu
                 "ml_models_enabled": st.config.ml_models_enabled,
                 "backlog": backlog,
                 "active_model_version": report.active_model_version,
+                "tenant_models": report.tenant_models,
                 "last_batch_size": report.last_batch_size,
                 "last_batch_threats": report.last_batch_threats,
                 "last_batch_latency_ms": report.last_batch_latency_ms,
