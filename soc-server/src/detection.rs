@@ -597,7 +597,12 @@ pub fn start_retrain(state: &AppState, tenant_id: i64) -> (RetrainJob, bool) {
     if started {
         let (st, id) = (state.clone(), job.id.clone());
         tokio::spawn(async move {
-            let result = retrain_tenant(&st, tenant_id).await;
+            // A panic in the retrain must still end the job, or the tenant could never
+            // retrain again in this process.
+            let inner = st.clone();
+            let result = tokio::spawn(async move { retrain_tenant(&inner, tenant_id).await })
+                .await
+                .unwrap_or_else(|e| Err(ModelError::Task(e)));
             if let Err(e) = &result {
                 tracing::error!(tenant = tenant_id, error = %e, "retraining failed; the active model stays");
             }
