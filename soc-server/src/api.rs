@@ -22,7 +22,7 @@ use crate::db::{
     self, AgentInfo, Ingested, LogFilter, NewLog, Registered, ThreatFilter, ThreatUpdate,
 };
 use crate::error::ApiError;
-use crate::{AppState, sample};
+use crate::{AppState, detection, sample};
 
 /// Most log lines in one `POST /api/logs`.
 pub const MAX_LOG_LINES: usize = 10_000;
@@ -137,6 +137,7 @@ pub async fn system_status(State(st): State<AppState>, _auth: Auth) -> Json<Valu
                 "ml_models_enabled": st.config.ml_models_enabled,
                 "backlog": backlog,
                 "active_model_version": report.active_model_version,
+                "tenant_models": report.tenant_models,
                 "last_batch_size": report.last_batch_size,
                 "last_batch_threats": report.last_batch_threats,
                 "last_batch_latency_ms": report.last_batch_latency_ms,
@@ -881,6 +882,222 @@ pub async fn patch_threat(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("threat {id}")))?;
     Ok(Json(json!({"threat": threat_out(t)})))
+}
+
+// ---- models and labels ------------------------------------------------------------------
+
+/// Largest model artifact `POST /api/models` accepts (256 MiB).
+pub const MAX_MODEL_BYTES: usize = 256 * 1024 * 1024;
+/// Most labels in one `POST /api/labels`.
+pub const MAX_LABELS: usize = 10_000;
+
+/// `GET /api/models` (analyst): the tenant's versions and the global ones, newest first, and
+/// which version scores the tenant's logs now.
+pub async fn list_models(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let limit = page_limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            db::ModelCursor::decode(c).ok_or_else(|| ApiError::bad_request("invalid `cursor`"))
+        })
+        .transpose()?;
+    let rows = st
+        .db
+        .list_model_versions(auth.tenant_id, after.as_ref(), limit)
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(db::ModelCursor::encode))
+        .flatten();
+    let serving = detection::serving_version(&st, auth.tenant_id).await?;
+    let models: Vec<detection::ModelVersionOut> = rows.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({"models": models, "serving_version": serving, "next_cursor": next}),
+    ))
+}
+
+/// `POST /api/models` (admin): body = a detector artifact (`Detector::to_bytes`); registered
+/// as a `candidate` version of the caller's tenant after it loads and is measured.
+pub async fn upload_model(
+    State(st): State<AppState>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "model artifacts are limited to {MAX_MODEL_BYTES} bytes"
+            ))
+        } else {
+            body_error(r)
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty body: send the artifact bytes (application/octet-stream)",
+        ));
+    }
+    let mv = detection::upload(&st, auth.tenant_id, body.to_vec()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"model": detection::ModelVersionOut::from(mv)})),
+    ))
+}
+
+/// `GET /api/models/{version}` (analyst): one version of the tenant (or a global one).
+pub async fn get_model(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(version): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let mv = detection::find_version(&st, auth.tenant_id, &version).await?;
+    Ok(Json(json!({"model": detection::ModelVersionOut::from(mv)})))
+}
+
+/// `GET /api/models/{version}/artifact` (analyst): the artifact bytes.
+pub async fn model_artifact(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(version): AppPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let bytes = detection::artifact(&st, auth.tenant_id, &version).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{version}.cgsoc\""),
+            ),
+        ],
+        bytes,
+    ))
+}
+
+/// `POST /api/models/{version}/activate` (admin): makes a version of the tenant the one
+/// scoring its logs (promote a candidate or roll back); the previous one is retired.
+pub async fn activate_model(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(version): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let a = detection::activate(&st, auth.tenant_id, &version).await?;
+    Ok(Json(json!({
+        "model": detection::ModelVersionOut::from(a.active),
+        "retired_version": a.retired,
+    })))
+}
+
+/// `POST /api/models/retrain` (admin): starts a retrain of the tenant's model in the
+/// background (or returns the one running); 202 with the job to poll.
+pub async fn retrain_models(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let (job, started) = detection::start_retrain(&st, auth.tenant_id);
+    let poll = format!("/api/models/retrain/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, poll.clone())],
+        Json(json!({"job": job, "started": started, "poll": poll})),
+    ))
+}
+
+/// `GET /api/models/retrain/{id}` (admin): a retrain job of the tenant.
+pub async fn retrain_job(
+    State(st): State<AppState>,
+    auth: Auth,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let job = st
+        .pipeline
+        .retrains
+        .get(auth.tenant_id, &id)
+        .ok_or_else(|| ApiError::not_found(format!("retrain job {id}")))?;
+    Ok(Json(json!({"job": job})))
+}
+
+/// One imported label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelIn {
+    message: String,
+    malicious: bool,
+}
+
+/// `POST /api/labels` (analyst): training labels `{message, malicious}` as a JSON array or
+/// NDJSON, ≤ 10 000 per request and ≤ 8 MiB; used by the tenant's next retrain.
+pub async fn import_labels(
+    State(st): State<AppState>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(&[Role::Analyst])?;
+    let body = body.map_err(body_error)?;
+    let labels = parse_labels(&body)?;
+    let n = st.db.insert_labels(auth.tenant_id, &labels).await?;
+    Ok((StatusCode::CREATED, Json(json!({"accepted": n}))))
+}
+
+fn parse_labels(body: &[u8]) -> Result<Vec<(String, bool)>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
+    let trimmed = text.trim_start();
+    let json_err = |line: usize, e: serde_json::Error| {
+        if e.is_data() {
+            ApiError::invalid(format!("label {line}: {e}"))
+        } else {
+            ApiError::bad_request(format!("label {line}: malformed JSON: {e}"))
+        }
+    };
+    let too_many = || ApiError::too_large(format!("at most {MAX_LABELS} labels per request"));
+    let items: Vec<LabelIn> = if trimmed.starts_with('[') {
+        let v: Vec<LabelIn> = serde_json::from_str(trimmed).map_err(|e| json_err(0, e))?;
+        if v.len() > MAX_LABELS {
+            return Err(too_many());
+        }
+        v
+    } else {
+        let mut v = Vec::new();
+        for (i, line) in trimmed.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if v.len() == MAX_LABELS {
+                return Err(too_many());
+            }
+            v.push(serde_json::from_str(line).map_err(|e| json_err(i, e))?);
+        }
+        v
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid("no labels in the body"));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if l.message.is_empty() || l.message.len() > MAX_MESSAGE_BYTES {
+                Err(ApiError::invalid(format!(
+                    "label {i}: `message` must be 1 to {MAX_MESSAGE_BYTES} bytes"
+                )))
+            } else {
+                Ok((l.message, l.malicious))
+            }
+        })
+        .collect()
 }
 
 // ---- sample data --------------------------------------------------------------------------

@@ -26,9 +26,15 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Train a new global model on the sample corpus plus the stored labels (analysts'
-    /// verdicts) and make it the active version; running servers switch within seconds.
-    Retrain,
+    /// Train a new model and wait for it. Without `--tenant`: a global model on the sample
+    /// corpus, made active. With `--tenant`: that tenant's model on the sample corpus plus its
+    /// labels (analysts' verdicts, imports), made active when its held-out ROC AUC is at least
+    /// the serving model's. Running servers switch within seconds.
+    Retrain {
+        /// Tenant id (default: the global model).
+        #[arg(long)]
+        tenant: Option<i64>,
+    },
     /// Create a tenant and print its first admin API key.
     CreateTenant {
         /// Tenant name (unique).
@@ -110,8 +116,9 @@ pub struct Config {
     /// Run the ML detection pipeline.
     #[arg(long, env = "ML_MODELS_ENABLED", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub ml_models_enabled: bool,
-    /// Retrain the global model on the sample corpus plus analysts' verdicts every this many
-    /// hours (0: never; `soc-server retrain` does it on demand).
+    /// Retrain the model of every tenant with labels (analysts' verdicts, imports) every this
+    /// many hours (0: never; `POST /api/models/retrain` and `soc-server retrain` do it on
+    /// demand).
     #[arg(
         long,
         env = "ML_RETRAIN_INTERVAL_HOURS",

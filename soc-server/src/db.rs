@@ -352,18 +352,100 @@ pub struct ThreatUpdate {
     pub note: Option<String>,
 }
 
+/// The tenant id of global model versions (the fallback of every tenant).
+pub const GLOBAL_TENANT: i64 = 0;
+
 /// A model version row.
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct ModelVersion {
+    /// Owner: a tenant, or [`GLOBAL_TENANT`].
+    pub tenant_id: i64,
+    /// Version string (unique per tenant).
+    pub version: String,
+    /// Model store key of the artifact.
+    #[serde(skip)]
+    pub key: String,
+    /// candidate / active / retired.
+    pub status: String,
+    /// bootstrap / retrain / upload.
+    pub source: String,
+    /// Metrics and corpus details (JSON text).
+    #[serde(skip)]
+    pub metrics: String,
+    /// Training examples (labeled), when trained by the server.
+    pub train_size: Option<i64>,
+    /// Held-out examples the metrics were measured on.
+    pub test_size: Option<i64>,
+    /// Held-out ROC AUC of the risk score.
+    pub roc_auc: Option<f64>,
+    /// Training wall time in seconds, when trained by the server.
+    pub training_seconds: Option<f64>,
+    /// Creation time (ms).
+    #[serde(serialize_with = "ser_ms")]
+    pub created_at: i64,
+}
+
+/// A model version to record.
+#[derive(Debug, Clone)]
+pub struct NewModelVersion {
+    /// Owner: a tenant, or [`GLOBAL_TENANT`].
+    pub tenant_id: i64,
     /// Version string.
     pub version: String,
     /// Model store key.
     pub key: String,
-    /// Training metrics (JSON text).
-    pub metrics: String,
+    /// bootstrap / retrain / upload.
+    pub source: &'static str,
+    /// Metrics and corpus details (JSON).
+    pub metrics: serde_json::Value,
+    /// Training examples.
+    pub train_size: Option<i64>,
+    /// Held-out examples.
+    pub test_size: Option<i64>,
+    /// Held-out ROC AUC.
+    pub roc_auc: Option<f64>,
+    /// Training wall time (s).
+    pub training_seconds: Option<f64>,
+}
+
+/// Cursor of `GET /api/models`: the last row of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCursor {
     /// Creation time (ms).
-    #[serde(serialize_with = "ser_ms")]
     pub created_at: i64,
+    /// Owner.
+    pub tenant_id: i64,
+    /// Version.
+    pub version: String,
+}
+
+impl ModelCursor {
+    /// `created_at.tenant_id.version` (versions are made by the server, without dots).
+    pub fn encode(mv: &ModelVersion) -> String {
+        format!("{}.{}.{}", mv.created_at, mv.tenant_id, mv.version)
+    }
+
+    /// The inverse of [`ModelCursor::encode`]; `None` when malformed.
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(3, '.');
+        let created_at = parts.next()?.parse().ok()?;
+        let tenant_id = parts.next()?.parse().ok()?;
+        let version = parts.next()?.to_owned();
+        Some(ModelCursor {
+            created_at,
+            tenant_id,
+            version,
+        })
+    }
+}
+
+/// What an activation did.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    /// The version now active.
+    pub active: ModelVersion,
+    /// The version it replaced (now retired), if another one was active.
+    pub retired: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -1040,27 +1122,186 @@ impl Db {
 
     // ---- model versions ---------------------------------------------------------------------
 
+    /// Records a model version as a candidate.
+    pub async fn insert_model_version(&self, mv: &NewModelVersion) -> R<ModelVersion> {
+        let sql = "INSERT INTO model_versions (tenant_id, version, key, metrics, status, source, \
+                   train_size, test_size, roc_auc, training_seconds, created_at) \
+                   VALUES ($1, $2, $3, $4, 'candidate', $5, $6, $7, $8, $9, $10) \
+                   RETURNING tenant_id, version, key, status, source, metrics, train_size, test_size, \
+                   roc_auc, training_seconds, created_at";
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).bind(mv.tenant_id)
+            .bind(&mv.version).bind(&mv.key).bind(mv.metrics.to_string()).bind(mv.source)
+            .bind(mv.train_size).bind(mv.test_size).bind(mv.roc_auc).bind(mv.training_seconds)
+            .bind(now_ms())
+            .fetch_one(p).await.map_err(db_err))
+    }
+
+    /// Makes `version` of `tenant_id` the active one; the previously active version (if any)
+    /// becomes retired, in the same transaction. `None` when the tenant has no such version.
+    pub async fn activate_model_version(
+        &self,
+        tenant_id: i64,
+        version: &str,
+    ) -> R<Option<Activation>> {
+        const RETIRE: &str = "UPDATE model_versions SET status = 'retired' \
+             WHERE tenant_id = $1 AND status = 'active' AND version <> $2 RETURNING version";
+        const ACTIVATE: &str = "UPDATE model_versions SET status = 'active' \
+             WHERE tenant_id = $1 AND version = $2 \
+             RETURNING tenant_id, version, key, status, source, metrics, train_size, test_size, \
+             roc_auc, training_seconds, created_at";
+        const EXISTS: &str =
+            "SELECT COUNT(*) FROM model_versions WHERE tenant_id = $1 AND version = $2";
+        macro_rules! body {
+            ($tx:ident) => {{
+                let n: i64 = sqlx::query_scalar(EXISTS)
+                    .bind(tenant_id)
+                    .bind(version)
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let retired: Option<String> = sqlx::query_scalar(RETIRE)
+                    .bind(tenant_id)
+                    .bind(version)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                let active = sqlx::query_as::<_, ModelVersion>(ACTIVATE)
+                    .bind(tenant_id)
+                    .bind(version)
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .map_err(db_err)?;
+                $tx.commit().await.map_err(db_err)?;
+                Ok(Some(Activation { active, retired }))
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                // Concurrent activations of one tenant take turns (one active per tenant).
+                sqlx::query("SELECT pg_advisory_xact_lock(7301, $1::int)")
+                    .bind(i32::try_from(tenant_id).unwrap_or(i32::MAX))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                body!(tx)
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(tx)
+            }
+        }
+    }
+
     /// Records a global model version and makes it the active one.
-    pub async fn record_model_version(&self, version: &str, key: &str, metrics: &str) -> R<()> {
-        let now = now_ms();
-        on_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(db_err)?;
-            sqlx::query("UPDATE model_versions SET active = FALSE WHERE tenant_id = 0")
-                .execute(&mut *tx).await.map_err(db_err)?;
-            sqlx::query("INSERT INTO model_versions (tenant_id, version, key, metrics, active, created_at) \
-                         VALUES (0, $1, $2, $3, TRUE, $4) \
-                         ON CONFLICT (tenant_id, version) DO UPDATE SET active = TRUE")
-                .bind(version).bind(key).bind(metrics).bind(now)
-                .execute(&mut *tx).await.map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
-        })
+    pub async fn record_model_version(&self, mv: &NewModelVersion) -> R<ModelVersion> {
+        self.insert_model_version(mv).await?;
+        self.activate_model_version(mv.tenant_id, &mv.version)
+            .await?
+            .map(|a| a.active)
+            .ok_or_else(|| StorageError::NotFound(format!("model version {}", mv.version)))
     }
 
     /// The active global model version, if any.
     pub async fn active_model_version(&self) -> R<Option<ModelVersion>> {
-        let sql = "SELECT version, key, metrics, created_at FROM model_versions \
-                   WHERE tenant_id = 0 AND active ORDER BY created_at DESC LIMIT 1";
-        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).fetch_optional(p).await.map_err(db_err))
+        self.active_model_version_of(GLOBAL_TENANT).await
+    }
+
+    /// The active model version of `tenant_id` (its own, not the global fallback), if any.
+    pub async fn active_model_version_of(&self, tenant_id: i64) -> R<Option<ModelVersion>> {
+        let sql = "SELECT tenant_id, version, key, status, source, metrics, train_size, test_size, \
+                   roc_auc, training_seconds, created_at FROM model_versions \
+                   WHERE tenant_id = $1 AND status = 'active'";
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).bind(tenant_id)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Every active version (global and per tenant): what the detection workers score with.
+    pub async fn active_model_versions(&self) -> R<Vec<ModelVersion>> {
+        let sql = "SELECT tenant_id, version, key, status, source, metrics, train_size, test_size, \
+                   roc_auc, training_seconds, created_at FROM model_versions WHERE status = 'active'";
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).fetch_all(p).await.map_err(db_err))
+    }
+
+    /// One version of `tenant_id`.
+    pub async fn model_version(&self, tenant_id: i64, version: &str) -> R<Option<ModelVersion>> {
+        let sql = "SELECT tenant_id, version, key, status, source, metrics, train_size, test_size, \
+                   roc_auc, training_seconds, created_at FROM model_versions \
+                   WHERE tenant_id = $1 AND version = $2";
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).bind(tenant_id).bind(version)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Versions of `tenant_id` and the global ones, newest first, after `cursor`.
+    pub async fn list_model_versions(
+        &self,
+        tenant_id: i64,
+        cursor: Option<&ModelCursor>,
+        limit: i64,
+    ) -> R<Vec<ModelVersion>> {
+        let sql = "SELECT tenant_id, version, key, status, source, metrics, train_size, test_size, \
+                   roc_auc, training_seconds, created_at FROM model_versions \
+                   WHERE tenant_id IN ($1, 0) \
+                   AND ($2 IS NULL OR created_at < $2 \
+                        OR (created_at = $2 AND (tenant_id < $3 OR (tenant_id = $3 AND version < $4)))) \
+                   ORDER BY created_at DESC, tenant_id DESC, version DESC LIMIT $5";
+        let (c_at, c_tenant, c_version) = match cursor {
+            Some(c) => (Some(c.created_at), c.tenant_id, c.version.as_str()),
+            None => (None, 0, ""),
+        };
+        on_pool!(self, p => sqlx::query_as::<_, ModelVersion>(sql).bind(tenant_id).bind(c_at)
+            .bind(c_tenant).bind(c_version).bind(limit)
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// Tenants with at least one training label (the scheduled retrain's work list).
+    pub async fn labeled_tenants(&self) -> R<Vec<i64>> {
+        let sql = "SELECT DISTINCT tenant_id FROM labels ORDER BY tenant_id";
+        on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).fetch_all(p).await.map_err(db_err))
+    }
+
+    /// Stores imported training labels (`POST /api/labels`) in one transaction; returns how
+    /// many.
+    pub async fn insert_labels(&self, tenant_id: i64, labels: &[(String, bool)]) -> R<usize> {
+        let now = now_ms();
+        match self {
+            Db::Postgres(p) => {
+                let messages: Vec<&str> = labels.iter().map(|(m, _)| m.as_str()).collect();
+                let malicious: Vec<bool> = labels.iter().map(|(_, y)| *y).collect();
+                sqlx::query(
+                    "INSERT INTO labels (tenant_id, message, malicious, source, created_at) \
+                     SELECT $1, m, y, 'import', $4 FROM UNNEST($2::text[], $3::bool[]) AS x(m, y)",
+                )
+                .bind(tenant_id)
+                .bind(&messages)
+                .bind(&malicious)
+                .bind(now)
+                .execute(p)
+                .await
+                .map_err(db_err)?;
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                for (message, malicious) in labels {
+                    sqlx::query(
+                        "INSERT INTO labels (tenant_id, message, malicious, source, created_at) \
+                         VALUES ($1, $2, $3, 'import', $4)",
+                    )
+                    .bind(tenant_id)
+                    .bind(message)
+                    .bind(malicious)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)?;
+            }
+        }
+        Ok(labels.len())
     }
 
     /// Stores a training label not attached to a threat (imports, tests).

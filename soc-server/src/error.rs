@@ -82,6 +82,25 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<crate::detection::ModelError> for ApiError {
+    fn from(e: crate::detection::ModelError) -> Self {
+        use crate::detection::ModelError;
+        match e {
+            ModelError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ModelError::InvalidArtifact(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_model",
+                e.to_string(),
+            ),
+            ModelError::Training(_) => ApiError::invalid(e.to_string()),
+            ModelError::Storage(s) => s.into(),
+            ModelError::Task(_) => ApiError::internal(e),
+        }
+    }
+}
+
 /// Code for a rejection status of axum's extractors.
 fn code_for(status: StatusCode) -> &'static str {
     match status {

@@ -164,6 +164,22 @@ pub fn router(state: AppState) -> Router {
             "/api/threats/{id}",
             get(api::get_threat).merge(patch(api::patch_threat)),
         )
+        // Models and training labels.
+        .route(
+            "/api/models",
+            get(api::list_models)
+                .post(api::upload_model)
+                .layer(DefaultBodyLimit::max(api::MAX_MODEL_BYTES)),
+        )
+        .route("/api/models/retrain", post(api::retrain_models))
+        .route("/api/models/retrain/{id}", get(api::retrain_job))
+        .route("/api/models/{version}", get(api::get_model))
+        .route("/api/models/{version}/artifact", get(api::model_artifact))
+        .route("/api/models/{version}/activate", post(api::activate_model))
+        .route(
+            "/api/labels",
+            post(api::import_labels).layer(DefaultBodyLimit::max(api::MAX_LOG_BYTES)),
+        )
         .route(
             "/api/test/create-sample-agents",
             post(api::create_sample_agents),

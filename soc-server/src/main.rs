@@ -60,10 +60,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = soc_server::connect(config).await?;
             tracing::info!(backend = state.db.backend(), "migrations applied");
         }
-        Command::Retrain => {
+        Command::Retrain { tenant: None } => {
             let state = soc_server::connect(config).await?;
             let version = soc_server::detection::retrain(&state).await?;
-            println!("new active model version: {version}");
+            println!("new active global model version: {version}");
+        }
+        Command::Retrain {
+            tenant: Some(tenant),
+        } => {
+            let state = soc_server::connect(config).await?;
+            if state.db.tenant(tenant).await?.is_none() {
+                anyhow::bail!("no tenant with id {tenant}");
+            }
+            let o = soc_server::detection::retrain_tenant(&state, tenant).await?;
+            let outcome = if o.promoted {
+                "active"
+            } else {
+                "candidate (worse than the serving model)"
+            };
+            println!(
+                "new model version of tenant {tenant}: {} ({outcome})",
+                o.version
+            );
         }
         Command::CreateTenant { name } => {
             let state = soc_server::connect(config).await?;

@@ -13,8 +13,10 @@ pub struct PipelineReport {
     pub pipeline_running: bool,
     /// Detection workers in this process.
     pub workers: usize,
-    /// Version of the detector in use.
+    /// Version of the global detector in use.
     pub active_model_version: Option<String>,
+    /// Tenants scored by a model of their own.
+    pub tenant_models: usize,
     /// Logs in the last batch.
     pub last_batch_size: usize,
     /// Threats in the last batch.
@@ -36,6 +38,10 @@ pub struct Pipeline {
     pub wake: Notify,
     /// Bumped when this process commits threats (live streams wait on it).
     pub threats_committed: watch::Sender<u64>,
+    /// The detectors in use (global and per tenant), shared by the workers.
+    pub detectors: crate::detection::ActiveDetectors,
+    /// Background retrains of this process.
+    pub retrains: crate::detection::RetrainJobs,
     report: Mutex<PipelineReport>,
 }
 
@@ -44,6 +50,8 @@ impl Default for Pipeline {
         Pipeline {
             wake: Notify::new(),
             threats_committed: watch::Sender::new(0),
+            detectors: Default::default(),
+            retrains: Default::default(),
             report: Mutex::default(),
         }
     }

@@ -256,12 +256,43 @@ async fn retrain_activates_a_new_version_that_workers_pick_up(b: Backend) {
         let line = format!("rclone copy /srv/finance/q{i} mega:dump --transfers 32");
         s.state.db.insert_label(t, &line, true).await.unwrap();
     }
+    // The tenant's model learns from its labels; the global one does not see them.
+    let o = soc_server::detection::retrain_tenant(&s.state, t)
+        .await
+        .unwrap();
+    let mv = s
+        .state
+        .db
+        .model_version(t, &o.version)
+        .await
+        .unwrap()
+        .unwrap();
+    let metrics: Value = serde_json::from_str(&mv.metrics).unwrap();
+    let labeled = metrics["corpus"]["labeled_train"].as_u64().unwrap()
+        + metrics["corpus"]["labeled_test"].as_u64().unwrap();
+    assert_eq!(labeled, 30);
+    assert_eq!(
+        mv.train_size.unwrap() + mv.test_size.unwrap(),
+        4000 + 2000 + 30
+    );
+    assert!(mv.roc_auc.is_some() && mv.training_seconds.is_some());
+    assert_eq!(
+        s.state
+            .models
+            .list(&format!("ml_models/tenant-{t}/"))
+            .await
+            .unwrap(),
+        vec![format!("ml_models/tenant-{t}/{}.cgsoc", o.version)]
+    );
+
     let version = soc_server::detection::retrain(&s.state).await.unwrap();
     assert_ne!(version, first);
     let active = s.state.db.active_model_version().await.unwrap().unwrap();
     assert_eq!(active.version, version);
     let metrics: Value = serde_json::from_str(&active.metrics).unwrap();
-    assert_eq!(metrics["corpus"]["labeled"], 30);
+    assert_eq!(metrics["corpus"]["labeled_train"], 0);
+    let old = s.state.db.model_version(0, &first).await.unwrap().unwrap();
+    assert_eq!(old.status, "retired");
     assert_eq!(
         s.state
             .models
