@@ -51,8 +51,8 @@ pub mod store;
 pub mod text;
 
 pub use detector::{
-    DEFAULT_MAX_LINE_BYTES, Detector, DetectorParams, Explanation, Fired, TermContribution,
-    UnusualFeature,
+    DEFAULT_DETECTOR_TREES, DEFAULT_MAX_LINE_BYTES, Detector, DetectorParams, Explanation, Fired,
+    TermContribution, UnusualFeature,
 };
 pub use error::{Error, Result};
 pub use forest::{

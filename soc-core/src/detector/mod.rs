@@ -53,6 +53,13 @@ use structural::{N_STRUCTURAL, NAMES, structural_features};
 /// [`DetectorParams::max_line_bytes`]).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// Trees of the Detector's classifier by default. Fit and scoring time grow with the number
+/// of trees; on `../shared/data` (5 seeds) 48 trees kept every quality figure of 100 within
+/// seed noise (unseen-attack recall at 1% false positives 0.911 against 0.915, risk ROC AUC
+/// within 0.001 on httpparams, HDFS and BGL) at half the cost. The scikit-learn-shaped
+/// [`RandomForestParams`] keep scikit-learn's 100.
+pub const DEFAULT_DETECTOR_TREES: usize = 48;
+
 /// Rows scored per parallel task.
 const CHUNK: usize = 512;
 
@@ -63,7 +70,8 @@ pub struct DetectorParams {
     pub tfidf: TfidfParams,
     /// The anomaly model over structural features (default: scikit-learn's defaults).
     pub isolation: IsolationForestParams,
-    /// The classifier, trained when labels are given (default: scikit-learn's defaults).
+    /// The classifier, trained when labels are given (default: [`DEFAULT_DETECTOR_TREES`]
+    /// trees, otherwise scikit-learn's defaults).
     pub forest: RandomForestParams,
     /// Calibration and threat threshold.
     pub risk: RiskParams,
@@ -81,7 +89,10 @@ impl Default for DetectorParams {
         DetectorParams {
             tfidf: TfidfParams::default(),
             isolation: IsolationForestParams::default(),
-            forest: RandomForestParams::default(),
+            forest: RandomForestParams {
+                n_estimators: DEFAULT_DETECTOR_TREES,
+                ..RandomForestParams::default()
+            },
             risk: RiskParams::default(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             random_state: None,

@@ -201,7 +201,7 @@ impl RandomForestParams {
             max_features,
             bootstrap: self.bootstrap,
             // Expected cost of visiting `max_features` columns of the CSC copy.
-            draw_cost: max_features as f64 * data.col_vals.len() as f64 / n_features as f64,
+            draw_cost: max_features as f64 * data.col_entries.len() as f64 / n_features as f64,
         };
 
         let seed = self.random_state.unwrap_or_else(rand::random::<u64>);
@@ -644,10 +644,10 @@ struct TrainData {
     row_ptr: Vec<usize>,
     row_cols: Vec<u32>,
     row_vals: Vec<f32>,
-    /// CSC of the same, rows increasing within a column.
+    /// CSC of the same, `(row, value)`, sorted by value within a column (rows increasing
+    /// among equal values), so that every tree's copy of a column comes out sorted.
     col_ptr: Vec<usize>,
-    col_rows: Vec<u32>,
-    col_vals: Vec<f32>,
+    col_entries: Vec<(u32, f32)>,
     /// Class index of each row.
     y: Vec<u32>,
     /// Weight of each class.
@@ -689,15 +689,20 @@ impl TrainData {
             col_ptr[i + 1] += col_ptr[i];
         }
         let mut cursor = col_ptr.clone();
-        let mut col_rows = vec![0u32; row_cols.len()];
-        let mut col_vals = vec![0.0f32; row_cols.len()];
+        let mut col_entries = vec![(0u32, 0.0f32); row_cols.len()];
         for r in 0..n_rows {
             for k in row_ptr[r]..row_ptr[r + 1] {
                 let c = row_cols[k] as usize;
-                col_rows[cursor[c]] = r as u32;
-                col_vals[cursor[c]] = row_vals[k];
+                col_entries[cursor[c]] = (r as u32, row_vals[k]);
                 cursor[c] += 1;
             }
+        }
+        let mut rest = &mut col_entries[..];
+        for f in 0..n_features {
+            let (column, tail) = rest.split_at_mut(col_ptr[f + 1] - col_ptr[f]);
+            // Stable: rows were filled in increasing order and stay so among equal values.
+            column.sort_by(|a, b| a.1.total_cmp(&b.1));
+            rest = tail;
         }
         TrainData {
             n_features,
@@ -706,8 +711,7 @@ impl TrainData {
             row_cols,
             row_vals,
             col_ptr,
-            col_rows,
-            col_vals,
+            col_entries,
             y,
             class_w,
         }
@@ -1219,21 +1223,17 @@ impl<'a> Grower<'a> {
     }
 
     /// Copies the columns of the shared CSC restricted to this tree's rows (out-of-bag rows are
-    /// about a third of the entries), `(row, value)` side by side, sorted by value so that the
-    /// entries drawn at a node come out sorted.
+    /// about a third of the entries), `(row, value)` side by side, sorted by value (as the
+    /// shared CSC is) so that the entries drawn at a node come out sorted.
     fn build_local_csc(&mut self) {
         let data = self.data;
         self.col.clear();
         self.perm.clear();
         for f in 0..data.n_features {
             let from = self.col.len();
-            for k in data.col_ptr[f]..data.col_ptr[f + 1] {
-                let r = data.col_rows[k];
-                if self.pos[r as usize] != ABSENT {
-                    self.col.push((r, data.col_vals[k]));
-                }
-            }
-            self.col[from..].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
+            let column = &data.col_entries[data.col_ptr[f]..data.col_ptr[f + 1]];
+            self.col
+                .extend(column.iter().filter(|e| self.pos[e.0 as usize] != ABSENT));
             // fit() checked that the number of non-zeros fits in u32.
             self.perm
                 .push((f as u32, from as u32, self.col.len() as u32));
