@@ -63,9 +63,9 @@ pub async fn connect(config: Config) -> anyhow::Result<AppState> {
     })?;
     if let Some(s3) = &store.s3 {
         // S3 down or slow must not stop the start: the cache serves, the status says degraded.
-        let active: Vec<String> = match db.active_model_version().await {
+        let active: Vec<String> = match db.active_model_versions().await {
             Ok(v) => v.into_iter().map(|mv| mv.key).collect(),
-            Err(e) => anyhow::bail!("cannot read the active model version: {e}"),
+            Err(e) => anyhow::bail!("cannot read the active model versions: {e}"),
         };
         s3.prefetch(&active).await;
         s3.spawn_sync();

@@ -16,6 +16,7 @@ use common::{TestServer, spawn_with, temp_dir};
 use serde_json::{Value, json};
 use soc_core::store::{ModelStore, StorageError};
 use soc_core::{Detector, DetectorParams};
+use soc_server::db::GLOBAL_TENANT;
 use soc_server::{AppState, Config, detection, model_store};
 
 #[path = "../../soc-core/tests/conformance/model_store.rs"]
@@ -105,7 +106,7 @@ async fn scores_an_attack(s: &TestServer) {
 async fn first_life(config: Config) -> (String, Vec<u8>) {
     let state: AppState = soc_server::connect(config).await.unwrap();
     let (_, version) = detection::load_or_bootstrap(&state).await.unwrap();
-    let key = detection::model_key(&version);
+    let key = detection::model_key(GLOBAL_TENANT, &version);
     let s3 = state.s3_models.clone().expect("S3-backed store");
     assert_eq!(s3.pending_uploads().await.unwrap(), Vec::<String>::new());
     let bytes = s3.cache().get(&key).await.unwrap();
@@ -172,7 +173,7 @@ async fn model_saved_while_s3_is_unreachable_reaches_s3_when_it_is_back() {
     // and scores with it.
     let s = spawn_with(config, true).await;
     let (_, status) = s.get("/api/system/status", &s.admin_key).await;
-    let key = detection::model_key(&active_version(&status));
+    let key = detection::model_key(GLOBAL_TENANT, &active_version(&status));
     let st = store_status(&s).await;
     assert_eq!(st["status"], "degraded", "{st}");
     assert_eq!(st["pending_uploads"], 1, "{st}");
@@ -245,7 +246,10 @@ async fn restart_with_s3_unreachable_uses_the_cached_models() {
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     // The cached model, not a new bootstrap one.
     let (_, status) = s.get("/api/system/status", &s.admin_key).await;
-    assert_eq!(detection::model_key(&active_version(&status)), key);
+    assert_eq!(
+        detection::model_key(GLOBAL_TENANT, &active_version(&status)),
+        key
+    );
     let st = store_status(&s).await;
     assert_eq!(st["status"], "degraded", "{st}");
     assert_eq!(st["pending_uploads"], 0, "{st}");
@@ -342,7 +346,10 @@ async fn corrupt_object_in_s3_does_not_replace_the_cached_model() {
 
     let s = spawn_with(s3_config(&dir, &endpoint, bucket.bucket()), true).await;
     let (_, status) = s.get("/api/system/status", &s.admin_key).await;
-    assert_eq!(detection::model_key(&active_version(&status)), key);
+    assert_eq!(
+        detection::model_key(GLOBAL_TENANT, &active_version(&status)),
+        key
+    );
     let cache = s.state.s3_models.as_ref().unwrap().cache();
     assert_eq!(cache.get(&key).await.unwrap(), good);
     scores_an_attack(&s).await;
@@ -379,7 +386,10 @@ async fn corrupt_object_in_s3_without_a_cached_copy_is_not_used() {
         Err(StorageError::NotFound(_))
     ));
     let (_, status) = s.get("/api/system/status", &s.admin_key).await;
-    assert_ne!(detection::model_key(&active_version(&status)), key);
+    assert_ne!(
+        detection::model_key(GLOBAL_TENANT, &active_version(&status)),
+        key
+    );
     scores_an_attack(&s).await;
     assert!(Detector::from_bytes(&bucket.get(&key).await.unwrap()).is_err());
 }
