@@ -6,13 +6,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod detection;
 pub mod error;
+pub mod export;
 pub mod pipeline;
 pub mod sample;
+pub mod sanitize;
 
 use std::sync::Arc;
 use std::time::Instant;
