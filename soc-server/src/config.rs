@@ -40,6 +40,22 @@ pub enum Command {
         /// Tenant name (unique).
         name: String,
     },
+    /// Archive scored logs older than SOC_LOG_RETENTION_DAYS to the logs store (gzip NDJSON,
+    /// verified, then deleted from the database) and exit.
+    Archive,
+    /// Re-import archived logs (an object key, or a prefix such as `agent_logs/1/2026/11/`);
+    /// idempotent, original ids kept.
+    RestoreArchive {
+        /// Object key or key prefix under `agent_logs/`.
+        key: String,
+    },
+    /// Export a tenant's labeled examples, sanitized with keyed pseudonyms (SOC_SECRET_KEY),
+    /// to `training_data/{tenant_id}/` in the model store.
+    ExportTrainingData {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Create an API key for a tenant and print it (shown once, stored hashed).
     CreateApiKey {
         /// Tenant id.
@@ -224,6 +240,59 @@ pub struct Config {
         global = true
     )]
     pub s3_retry_max_backoff_ms: u64,
+    /// Scored logs whose event time is older than this many days are archived to the logs
+    /// store and deleted from the database (0: keep everything, no archival).
+    #[arg(
+        long,
+        env = "SOC_LOG_RETENTION_DAYS",
+        default_value_t = 90.0,
+        global = true
+    )]
+    pub log_retention_days: f64,
+    /// How often the server runs archival, in minutes.
+    #[arg(
+        long,
+        env = "SOC_ARCHIVE_INTERVAL_MINUTES",
+        default_value_t = 60.0,
+        global = true
+    )]
+    pub archive_interval_minutes: f64,
+    /// Most logs per archive object.
+    #[arg(
+        long,
+        env = "SOC_ARCHIVE_PART_ROWS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub archive_part_rows: usize,
+    /// Key of the pseudonyms of the sanitized training export (HMAC-SHA256); at least 16
+    /// bytes, the same for every export. The export refuses to run without it.
+    #[arg(long, env = "SOC_SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<Secret>,
+}
+
+/// A secret setting: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 impl Config {
@@ -401,6 +470,16 @@ mod tests {
         let shown = format!("{:?}", c.s3_settings());
         assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
         assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    }
+
+    #[test]
+    fn secret_key_is_not_shown_by_debug() {
+        let c = Cli::parse_from(["soc-server", "--secret-key", "hunter2-hunter2-hunter2"]).config;
+        assert_eq!(
+            c.secret_key.as_ref().map(Secret::expose),
+            Some("hunter2-hunter2-hunter2")
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use soc_core::store::{
     BatchScorer, NewDetection, PendingLog, Storage, StorageError, TenantId, TrainingExample,
 };
@@ -1484,5 +1484,366 @@ impl Storage for Db {
                 malicious: r.malicious,
             })
             .collect())
+    }
+}
+
+// ---- archival, restore and training export (archive.rs, export.rs) -----------------------
+
+/// A log as written to an archive: every column (times in ms since the epoch) and the threat
+/// recorded for it, if any, which is archived and deleted together with its log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
+pub struct ArchivedLog {
+    /// Id (kept on restore).
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Agent.
+    pub agent_id: i64,
+    /// Event time (ms).
+    pub timestamp: i64,
+    /// Commit time (ms).
+    pub received_at: i64,
+    /// Source.
+    pub source: Option<String>,
+    /// Level.
+    pub level: Option<String>,
+    /// The line.
+    pub message: String,
+    /// The threat detected on this log.
+    #[sqlx(skip)]
+    pub threat: Option<ArchivedThreat>,
+}
+
+/// A threat as archived inside its log's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
+pub struct ArchivedThreat {
+    /// Id (kept on restore).
+    pub id: i64,
+    /// The log it is about.
+    pub log_id: i64,
+    /// Risk 0–10.
+    pub risk: f64,
+    /// Severity.
+    pub severity: String,
+    /// Calibrated anomaly.
+    pub anomaly: f64,
+    /// Malicious probability.
+    pub malicious_probability: f64,
+    /// Model version.
+    pub model_version: String,
+    /// Explanation (JSON text).
+    pub explanation: String,
+    /// Triage status.
+    pub status: String,
+    /// Verdict.
+    pub verdict: Option<String>,
+    /// Assignee.
+    pub assignee: Option<String>,
+    /// Note.
+    pub note: Option<String>,
+    /// Detection time (ms).
+    pub detected_at: i64,
+    /// Last change (ms): the archiver deletes a threat only if it did not change since it
+    /// was read.
+    pub updated_at: i64,
+}
+
+/// A training label, as the export reads it.
+#[derive(Debug, Clone, FromRow)]
+pub struct LabelRow {
+    /// Id (export pages by it).
+    pub id: i64,
+    /// The line.
+    pub message: String,
+    /// `true`: malicious.
+    pub malicious: bool,
+    /// `verdict`, `import`, …
+    pub source: String,
+}
+
+/// What [`Db::delete_archived`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ArchivedDeletion {
+    /// Logs deleted (with their threats).
+    pub deleted: u64,
+    /// Logs kept because their threat changed after it was read (re-archived next run).
+    pub changed: Vec<i64>,
+}
+
+const ARCHIVE_LOG_COLUMNS: &str =
+    "id, tenant_id, agent_id, timestamp, received_at, source, level, message";
+const ARCHIVE_THREAT_COLUMNS: &str = "id, log_id, risk, severity, anomaly, malicious_probability, \
+     model_version, explanation, status, verdict, assignee, note, detected_at, updated_at";
+
+/// `ids` as the JSON array SQLite's `json_each` expands (it has no array parameters).
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialize")
+}
+
+impl Db {
+    /// Every tenant id.
+    pub async fn tenant_ids(&self) -> R<Vec<i64>> {
+        on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT id FROM tenants ORDER BY id")
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// A tenant by name.
+    pub async fn tenant_by_name(&self, name: &str) -> R<Option<Tenant>> {
+        let sql = "SELECT id, name, max_agents, created_at FROM tenants WHERE name = $1";
+        on_pool!(self, p => sqlx::query_as::<_, Tenant>(sql).bind(name)
+            .fetch_optional(p).await.map_err(db_err))
+    }
+
+    /// Host names of a tenant's agents.
+    pub async fn agent_hostnames(&self, tenant_id: i64) -> R<Vec<String>> {
+        let sql = "SELECT hostname FROM agents WHERE tenant_id = $1 ORDER BY id";
+        on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).bind(tenant_id)
+            .fetch_all(p).await.map_err(db_err))
+    }
+
+    /// Event time of the oldest scored log of a tenant older than `before_ms`.
+    pub async fn oldest_archivable(&self, tenant_id: i64, before_ms: i64) -> R<Option<i64>> {
+        let sql = "SELECT MIN(timestamp) FROM agent_logs \
+                   WHERE tenant_id = $1 AND timestamp < $2 AND scored";
+        on_pool!(self, p => sqlx::query_scalar::<_, Option<i64>>(sql).bind(tenant_id)
+            .bind(before_ms).fetch_one(p).await.map_err(db_err))
+    }
+
+    /// Up to `limit` scored logs of a tenant with `from_ms <= timestamp < to_ms`, by id, with
+    /// their threats. Pending logs are never archived: they still need detection.
+    pub async fn archivable_logs(
+        &self,
+        tenant_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> R<Vec<ArchivedLog>> {
+        let sql = format!(
+            "SELECT {ARCHIVE_LOG_COLUMNS} FROM agent_logs WHERE tenant_id = $1 \
+             AND timestamp >= $2 AND timestamp < $3 AND scored ORDER BY id LIMIT $4"
+        );
+        let logs: Vec<ArchivedLog> = on_pool!(self, p => sqlx::query_as(&sql).bind(tenant_id)
+            .bind(from_ms).bind(to_ms).bind(limit).fetch_all(p).await.map_err(db_err))?;
+        self.with_threats(tenant_id, logs).await
+    }
+
+    /// The scored logs of a tenant among `ids`, by id, with their threats.
+    pub async fn archived_logs_by_ids(&self, tenant_id: i64, ids: &[i64]) -> R<Vec<ArchivedLog>> {
+        let logs: Vec<ArchivedLog> = match self {
+            Db::Postgres(p) => sqlx::query_as(&format!(
+                "SELECT {ARCHIVE_LOG_COLUMNS} FROM agent_logs WHERE tenant_id = $1 \
+                 AND id = ANY($2) AND scored ORDER BY id"
+            ))
+            .bind(tenant_id)
+            .bind(ids)
+            .fetch_all(p)
+            .await
+            .map_err(db_err)?,
+            Db::Sqlite(p) => sqlx::query_as(&format!(
+                "SELECT {ARCHIVE_LOG_COLUMNS} FROM agent_logs WHERE tenant_id = $1 \
+                 AND id IN (SELECT value FROM json_each($2)) AND scored ORDER BY id"
+            ))
+            .bind(tenant_id)
+            .bind(json_ids(ids))
+            .fetch_all(p)
+            .await
+            .map_err(db_err)?,
+        };
+        self.with_threats(tenant_id, logs).await
+    }
+
+    async fn with_threats(
+        &self,
+        tenant_id: i64,
+        mut logs: Vec<ArchivedLog>,
+    ) -> R<Vec<ArchivedLog>> {
+        if logs.is_empty() {
+            return Ok(logs);
+        }
+        let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
+        let threats: Vec<ArchivedThreat> = match self {
+            Db::Postgres(p) => sqlx::query_as(&format!(
+                "SELECT {ARCHIVE_THREAT_COLUMNS} FROM threat_detections \
+                 WHERE tenant_id = $1 AND log_id = ANY($2)"
+            ))
+            .bind(tenant_id)
+            .bind(&ids)
+            .fetch_all(p)
+            .await
+            .map_err(db_err)?,
+            Db::Sqlite(p) => sqlx::query_as(&format!(
+                "SELECT {ARCHIVE_THREAT_COLUMNS} FROM threat_detections \
+                 WHERE tenant_id = $1 AND log_id IN (SELECT value FROM json_each($2))"
+            ))
+            .bind(tenant_id)
+            .bind(json_ids(&ids))
+            .fetch_all(p)
+            .await
+            .map_err(db_err)?,
+        };
+        let mut by_log: std::collections::HashMap<i64, ArchivedThreat> =
+            threats.into_iter().map(|t| (t.log_id, t)).collect();
+        for l in &mut logs {
+            l.threat = by_log.remove(&l.id);
+        }
+        Ok(logs)
+    }
+
+    /// Deletes archived logs of a tenant and their threats, in one transaction, after the
+    /// archive holding them was verified. A log whose threat changed (triage) since it was
+    /// archived is kept, so the change is not lost; the next run archives it again.
+    pub async fn delete_archived(
+        &self,
+        tenant_id: i64,
+        archived: &[ArchivedLog],
+    ) -> R<ArchivedDeletion> {
+        let ids: Vec<i64> = archived.iter().map(|l| l.id).collect();
+        let expected: std::collections::HashMap<i64, Option<i64>> = archived
+            .iter()
+            .map(|l| (l.id, l.threat.as_ref().map(|t| t.updated_at)))
+            .collect();
+        let lock_threats =
+            "SELECT log_id, updated_at FROM threat_detections WHERE tenant_id = $1 AND ";
+        macro_rules! body {
+            ($tx:ident, $in_ids:expr, $bind_ids:expr, $for_update:expr) => {{
+                let current: Vec<(i64, i64)> = sqlx::query_as(&format!(
+                    "{lock_threats}{}{}",
+                    $in_ids("log_id"),
+                    $for_update
+                ))
+                .bind(tenant_id)
+                .bind($bind_ids(&ids))
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+                let current: std::collections::HashMap<i64, i64> = current.into_iter().collect();
+                let (keep, changed): (Vec<i64>, Vec<i64>) = ids
+                    .iter()
+                    .copied()
+                    .partition(|id| current.get(id).copied() == expected[id]);
+                sqlx::query(&format!(
+                    "DELETE FROM threat_detections WHERE tenant_id = $1 AND {}",
+                    $in_ids("log_id")
+                ))
+                .bind(tenant_id)
+                .bind($bind_ids(&keep))
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+                let deleted = sqlx::query(&format!(
+                    "DELETE FROM agent_logs WHERE tenant_id = $1 AND scored AND {}",
+                    $in_ids("id")
+                ))
+                .bind(tenant_id)
+                .bind($bind_ids(&keep))
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                $tx.commit().await.map_err(db_err)?;
+                Ok(ArchivedDeletion { deleted, changed })
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                body!(
+                    tx,
+                    |col: &str| format!("{col} = ANY($2)"),
+                    |v: &Vec<i64>| v.clone(),
+                    " FOR UPDATE"
+                )
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(
+                    tx,
+                    |col: &str| format!("{col} IN (SELECT value FROM json_each($2))"),
+                    |v: &Vec<i64>| json_ids(v),
+                    ""
+                )
+            }
+        }
+    }
+
+    /// Re-inserts archived logs and their threats with their original ids, in one
+    /// transaction; rows that exist already are left alone (restoring is idempotent).
+    /// Returns (logs inserted, threats inserted).
+    pub async fn restore_archived(&self, logs: &[ArchivedLog]) -> R<(u64, u64)> {
+        const LOG: &str = "INSERT INTO agent_logs (id, tenant_id, agent_id, timestamp, received_at, \
+             source, level, message, scored) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE) \
+             ON CONFLICT DO NOTHING";
+        const THREAT: &str = "INSERT INTO threat_detections (id, tenant_id, log_id, agent_id, risk, \
+             severity, anomaly, malicious_probability, model_version, explanation, status, verdict, \
+             assignee, note, detected_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT DO NOTHING";
+        macro_rules! body {
+            ($tx:ident) => {{
+                let (mut n_logs, mut n_threats) = (0, 0);
+                for l in logs {
+                    n_logs += sqlx::query(LOG)
+                        .bind(l.id)
+                        .bind(l.tenant_id)
+                        .bind(l.agent_id)
+                        .bind(l.timestamp)
+                        .bind(l.received_at)
+                        .bind(&l.source)
+                        .bind(&l.level)
+                        .bind(&l.message)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                    let Some(t) = &l.threat else { continue };
+                    n_threats += sqlx::query(THREAT)
+                        .bind(t.id)
+                        .bind(l.tenant_id)
+                        .bind(l.id)
+                        .bind(l.agent_id)
+                        .bind(t.risk)
+                        .bind(&t.severity)
+                        .bind(t.anomaly)
+                        .bind(t.malicious_probability)
+                        .bind(&t.model_version)
+                        .bind(&t.explanation)
+                        .bind(&t.status)
+                        .bind(&t.verdict)
+                        .bind(&t.assignee)
+                        .bind(&t.note)
+                        .bind(t.detected_at)
+                        .bind(t.updated_at)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                }
+                $tx.commit().await.map_err(db_err)?;
+                Ok((n_logs, n_threats))
+            }};
+        }
+        match self {
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(db_err)?;
+                body!(tx)
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                body!(tx)
+            }
+        }
+    }
+
+    /// Up to `limit` training labels of a tenant with ids above `after_id`, by id.
+    pub async fn labels_after(
+        &self,
+        tenant_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> R<Vec<LabelRow>> {
+        let sql = "SELECT id, message, malicious, source FROM labels \
+                   WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        on_pool!(self, p => sqlx::query_as::<_, LabelRow>(sql).bind(tenant_id).bind(after_id)
+            .bind(limit).fetch_all(p).await.map_err(db_err))
     }
 }

@@ -6,15 +6,18 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod detection;
 pub mod error;
+pub mod export;
 pub mod model_store;
 pub mod pipeline;
 pub mod s3;
 pub mod sample;
+pub mod sanitize;
 
 use std::sync::Arc;
 use std::time::Instant;

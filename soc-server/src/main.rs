@@ -113,6 +113,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("{key}");
         }
+        Command::Archive => {
+            let settings = soc_server::archive::ArchiveSettings::from_config(&config);
+            if settings.retention_days.is_nan() || settings.retention_days <= 0.0 {
+                anyhow::bail!("SOC_LOG_RETENTION_DAYS is 0: archival is disabled");
+            }
+            let store = soc_server::archive::open_archive_store(&config).await?;
+            let state = soc_server::connect(config).await?;
+            let report = soc_server::archive::archive_old_logs(
+                &state.db,
+                store.as_ref(),
+                settings,
+                soc_server::db::now_ms(),
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::RestoreArchive { key } => {
+            let store = soc_server::archive::open_archive_store(&config).await?;
+            let state = soc_server::connect(config).await?;
+            let report = soc_server::archive::restore(&state.db, store.as_ref(), &key).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::ExportTrainingData { tenant } => {
+            let secret = config.secret_key.clone();
+            let state = soc_server::connect(config).await?;
+            let report = soc_server::export::export_training_data(
+                &state.db,
+                state.models.as_ref(),
+                secret.as_ref().map(|s| s.expose()),
+                &tenant,
+                soc_server::db::now_ms(),
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
         Command::Serve => serve(config).await?,
     }
     Ok(())
@@ -138,6 +173,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(%version, "detection pipeline started");
     } else {
         tracing::warn!("ML_MODELS_ENABLED=false: logs are stored but not scored");
+    }
+    let archive = soc_server::archive::ArchiveSettings::from_config(&state.config);
+    let every = state.config.archive_interval_minutes;
+    if archive.retention_days > 0.0 && every.is_finite() && every > 0.0 {
+        let store = soc_server::archive::open_archive_store(&state.config).await?;
+        soc_server::archive::spawn_periodic(
+            state.db.clone(),
+            store,
+            archive,
+            std::time::Duration::from_secs_f64(every * 60.0),
+        );
+        tracing::info!(
+            retention_days = archive.retention_days,
+            every_minutes = every,
+            "log archival scheduled"
+        );
     }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
