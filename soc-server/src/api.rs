@@ -584,21 +584,26 @@ fn to_new_log(l: LogIn, now: i64, line: usize) -> Result<NewLog, ApiError> {
     })
 }
 
-/// Parses a JSON array or NDJSON body into logs.
-fn parse_logs(body: &[u8]) -> Result<Vec<NewLog>, ApiError> {
-    let now = db::now_ms();
+/// Parses a JSON array or NDJSON body (one object a line) of at most `max` items; `noun`
+/// names an item in messages (`log 3: …`).
+fn parse_batch<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    noun: &str,
+    max: usize,
+) -> Result<Vec<T>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
     let trimmed = text.trim_start();
     let json_err = |line: usize, e: serde_json::Error| {
         if e.is_data() {
-            ApiError::invalid(format!("log {line}: {e}"))
+            ApiError::invalid(format!("{noun} {line}: {e}"))
         } else {
-            ApiError::bad_request(format!("log {line}: malformed JSON: {e}"))
+            ApiError::bad_request(format!("{noun} {line}: malformed JSON: {e}"))
         }
     };
-    let items: Vec<LogIn> = if trimmed.starts_with('[') {
-        let v: Vec<LogIn> = serde_json::from_str(trimmed).map_err(|e| json_err(0, e))?;
-        if v.len() > MAX_LOG_LINES {
+    let too_many = || ApiError::too_large(format!("at most {max} {noun}s per request"));
+    let items: Vec<T> = if trimmed.starts_with('[') {
+        let v: Vec<T> = serde_json::from_str(trimmed).map_err(|e| json_err(0, e))?;
+        if v.len() > max {
             return Err(too_many());
         }
         v
@@ -608,7 +613,7 @@ fn parse_logs(body: &[u8]) -> Result<Vec<NewLog>, ApiError> {
             if line.trim().is_empty() {
                 continue;
             }
-            if v.len() == MAX_LOG_LINES {
+            if v.len() == max {
                 return Err(too_many());
             }
             v.push(serde_json::from_str(line).map_err(|e| json_err(i, e))?);
@@ -616,17 +621,20 @@ fn parse_logs(body: &[u8]) -> Result<Vec<NewLog>, ApiError> {
         v
     };
     if items.is_empty() {
-        return Err(ApiError::invalid("no logs in the body"));
+        return Err(ApiError::invalid(format!("no {noun}s in the body")));
     }
+    Ok(items)
+}
+
+/// Parses a JSON array or NDJSON body into logs.
+fn parse_logs(body: &[u8]) -> Result<Vec<NewLog>, ApiError> {
+    let now = db::now_ms();
+    let items: Vec<LogIn> = parse_batch(body, "log", MAX_LOG_LINES)?;
     items
         .into_iter()
         .enumerate()
         .map(|(i, l)| to_new_log(l, now, i))
         .collect()
-}
-
-fn too_many() -> ApiError {
-    ApiError::too_large(format!("at most {MAX_LOG_LINES} logs per request"))
 }
 
 /// `POST /api/logs` (agent): JSON array or NDJSON, ≤ 10 000 logs and ≤ 8 MiB; answers after
@@ -1053,38 +1061,7 @@ pub async fn import_labels(
 }
 
 fn parse_labels(body: &[u8]) -> Result<Vec<(String, bool)>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
-    let trimmed = text.trim_start();
-    let json_err = |line: usize, e: serde_json::Error| {
-        if e.is_data() {
-            ApiError::invalid(format!("label {line}: {e}"))
-        } else {
-            ApiError::bad_request(format!("label {line}: malformed JSON: {e}"))
-        }
-    };
-    let too_many = || ApiError::too_large(format!("at most {MAX_LABELS} labels per request"));
-    let items: Vec<LabelIn> = if trimmed.starts_with('[') {
-        let v: Vec<LabelIn> = serde_json::from_str(trimmed).map_err(|e| json_err(0, e))?;
-        if v.len() > MAX_LABELS {
-            return Err(too_many());
-        }
-        v
-    } else {
-        let mut v = Vec::new();
-        for (i, line) in trimmed.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            if v.len() == MAX_LABELS {
-                return Err(too_many());
-            }
-            v.push(serde_json::from_str(line).map_err(|e| json_err(i, e))?);
-        }
-        v
-    };
-    if items.is_empty() {
-        return Err(ApiError::invalid("no labels in the body"));
-    }
+    let items: Vec<LabelIn> = parse_batch(body, "label", MAX_LABELS)?;
     items
         .into_iter()
         .enumerate()
