@@ -398,6 +398,12 @@ impl Detector {
         &self.params
     }
 
+    /// Sets the number of threads [`Detector::score`] uses (`None`: the current rayon pool).
+    /// Where a model runs decides this, not the settings it was trained with.
+    pub fn set_n_jobs(&mut self, n_jobs: Option<usize>) {
+        self.params.n_jobs = n_jobs;
+    }
+
     /// The fitted vectorizer.
     pub fn vectorizer(&self) -> &TfidfVectorizer {
         &self.tfidf
