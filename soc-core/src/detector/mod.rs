@@ -600,7 +600,8 @@ impl Artifact for Detector {
         self.risk.after_load()?;
         if self.isolation.n_features() != N_STRUCTURAL {
             return Err(Error::invalid_model(format!(
-                "the anomaly model has {} features, expected {N_STRUCTURAL}",
+                "the anomaly model has {} structural features but this build computes \
+                 {N_STRUCTURAL}: the detector was saved by another soc-core version; retrain it",
                 self.isolation.n_features()
             )));
         }
