@@ -283,17 +283,20 @@ fn background_lines_teach_the_anomaly_side_a_new_normal_format() {
     };
     let (before, after) = (summary(&without), summary(&with));
     assert!(
-        after.0 < before.0 && after.1 < before.1 - 1.0,
+        after.0 < before.0 - 0.03,
         "(mean anomaly, mean risk, threats) without background {before:?}, with {after:?}"
     );
-    // Without the background every word of the format is unknown, hence maximally rare: the
-    // lines look like attacks. With it they are the tenant's normal traffic.
+    let unusual = |d: &soc_core::Detector| {
+        d.score(&fresh)
+            .iter()
+            .filter(|s| s.anomaly >= d.risk_scorer().params().threshold)
+            .count()
+    };
+    assert_eq!(unusual(&with), 0);
+    // Neither risk nor threats rise: the classifier is the same, only anomaly moved.
     assert!(
-        before.2 >= fresh.len() / 2 && after.2 <= fresh.len() / 20,
-        "threats among {} fresh lines: {} without background, {} with",
-        fresh.len(),
-        before.2,
-        after.2
+        after.1 <= before.1 && after.2 <= before.2,
+        "{before:?} {after:?}"
     );
     // The classifier's training set is the labeled lines only.
     assert_eq!(with.training_size(), without.training_size());
@@ -301,20 +304,16 @@ fn background_lines_teach_the_anomaly_side_a_new_normal_format() {
     // Attacks still stand out for both models.
     let attack = "GET /cart.html?id=7' UNION SELECT card FROM users-- HTTP/1.1";
     assert!(with.is_threat(with.score_one(attack).risk));
-    // The vocabulary knows the app's words.
-    assert!(
-        with.vectorizer()
-            .feature_names()
+    // The classifier and its features are exactly those of the fit without background.
+    assert_eq!(with.vectorizer(), without.vectorizer());
+    assert_eq!(with.classifier(), without.classifier());
+    let p = |d: &soc_core::Detector| -> Vec<f64> {
+        d.score(&lines)
             .iter()
-            .any(|t| t == "reconcile")
-    );
-    assert!(
-        !without
-            .vectorizer()
-            .feature_names()
-            .iter()
-            .any(|t| t == "reconcile")
-    );
+            .map(|s| s.malicious_probability)
+            .collect()
+    };
+    assert_eq!(p(&with), p(&without));
 }
 
 #[test]

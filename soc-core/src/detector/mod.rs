@@ -242,20 +242,24 @@ impl DetectorParams {
     /// unlabeled `background` lines that only shape "normal": typically a recent sample of the
     /// traffic the detector will score.
     ///
-    /// What sees the background lines:
-    /// - the anomaly side: the isolation forest, the calibration of the risk scorer and the
-    ///   median / spread of each structural statistic (shown by [`Detector::explain`]) are fitted
-    ///   on the benign labeled lines (all lines without labels) plus the background;
-    /// - the vectorizer: its vocabulary and idf are fitted on `texts` and `background`
-    ///   together. Two structural statistics are word rarities (idf) and a line without known
-    ///   words counts as rarer than any; fitted on the labeled lines alone, the vocabulary
-    ///   would make every word of a format the labels lack "unknown", and the anomaly model
-    ///   could not learn that format as normal.
+    /// What sees the background lines: the anomaly side. The isolation forest, the
+    /// calibration of the risk scorer and the median / spread of each structural statistic
+    /// (shown by [`Detector::explain`]) are fitted on the benign labeled lines (all lines
+    /// without labels) plus the background.
     ///
-    /// What does not: the random forest. The background is unlabeled (some lines may be
-    /// attacks), so it is never given to the classifier as benign; the classifier is trained on
-    /// `texts` only, and the weight of anomaly in risk is measured on the labeled lines only.
-    /// [`Detector::training_size`] counts `texts` only.
+    /// What does not: the classifier and, when there are labels, the vectorizer. The
+    /// background is unlabeled (some lines may be attacks), so it is never given to the random
+    /// forest as benign; and since the forest's inputs are TF-IDF weights and structural
+    /// statistics that depend on the vocabulary and idf (word rarity), fitting those on the
+    /// background would shift the classifier's view of every line too. Keeping them on the
+    /// labeled lines makes the classifier exactly the one [`DetectorParams::fit`] trains:
+    /// unlabeled traffic can change how unusual a line looks, never how malicious, so a
+    /// retrain on new traffic cannot move the classifier's verdicts. The price: words only the
+    /// background has count as unknown (maximally rare). That is consistent in training and
+    /// scoring, so the anomaly model still learns the background's lines as normal, but it
+    /// cannot tell a word new to the traffic from one merely absent from the labels. Without
+    /// labels there is no classifier, and the vectorizer is fitted on `texts` and
+    /// `background` together. [`Detector::training_size`] counts `texts` only.
     ///
     /// An empty background is [`DetectorParams::fit`]. Without labels, `texts` may be empty
     /// when `background` is not (an anomaly-only detector of the background); with labels the
@@ -312,7 +316,14 @@ impl DetectorParams {
             .map(|t| truncate(t.as_ref(), max))
             .chain(background.par_iter().map(|t| truncate(t.as_ref(), max)))
             .collect();
-        let tfidf = self.tfidf.fit(&texts)?;
+        // With a classifier, its features stay those of the labeled lines (see
+        // `fit_with_background`).
+        let vocabulary_lines = if labels.is_some() {
+            &texts[..n_texts]
+        } else {
+            &texts[..]
+        };
+        let tfidf = self.tfidf.fit(vocabulary_lines)?;
         let tfidf_rows = tfidf.transform(&texts);
         let unknown_idf = tfidf.idf().iter().copied().fold(1.0, f64::max) + 1.0;
         let word_rarity = word_rarity(&tfidf);
