@@ -305,7 +305,8 @@ async fn sample_query_is_served_by_indexes(b: Backend) {
                 .await
                 .unwrap();
             let text = plan.join("\n");
-            assert!(!text.contains("Sort"), "{text}");
+            // The logs come in index order (the planner may still sort the few labels).
+            assert!(!text.contains("Sort Key: a."), "{text}");
             assert!(!text.contains("Seq Scan on agent_logs"), "{text}");
             assert!(
                 text.contains("Index Scan Backward using agent_logs_pkey"),
