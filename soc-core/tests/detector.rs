@@ -233,3 +233,165 @@ fn odd_lines_are_scored_safely() {
     let cut = &huge[..soc_core::DEFAULT_MAX_LINE_BYTES];
     assert_eq!(detector.score_one(&huge), detector.score_one(cut));
 }
+
+/// Lines of an application format the labeled corpus does not contain: long key=value
+/// records with words no labeled line has.
+fn app_lines(range: std::ops::Range<usize>) -> Vec<String> {
+    let stages = ["reconcile", "settle", "dispatch", "archive"];
+    range
+        .map(|i| {
+            format!(
+                "ledgerd worker={} INFO batch={} stage={} shard=eu-{} rows={} elapsed_ms={} \
+                 queue_depth={} retries={} upstream=clearing-{}.internal region=eu-west-{} \
+                 tenant_ref=acct{} checksum_ok=true compression=zstd level={}",
+                4000 + i % 17,
+                i * 7919,
+                stages[i % stages.len()],
+                i % 5,
+                100 + (i * 37) % 900,
+                3 + (i * 13) % 250,
+                i % 31,
+                i % 3,
+                i % 9,
+                1 + i % 3,
+                10_000 + i * 13 % 5000,
+                1 + i % 9
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn background_lines_teach_the_anomaly_side_a_new_normal_format() {
+    let (lines, labels) = corpus();
+    let background = app_lines(0..800);
+    let fresh = app_lines(5000..5200);
+    let without = params().fit(&lines, Some(&labels)).unwrap();
+    let with = params()
+        .fit_with_background(&lines, Some(&labels), &background)
+        .unwrap();
+
+    // Mean anomaly, mean risk and threats among fresh lines of the app's format.
+    let summary = |d: &soc_core::Detector| {
+        let scores = d.score(&fresh);
+        let n = fresh.len() as f64;
+        (
+            scores.iter().map(|s| s.anomaly).sum::<f64>() / n,
+            scores.iter().map(|s| s.risk).sum::<f64>() / n,
+            scores.iter().filter(|s| d.is_threat(s.risk)).count(),
+        )
+    };
+    let (before, after) = (summary(&without), summary(&with));
+    assert!(
+        after.0 < before.0 - 0.03,
+        "(mean anomaly, mean risk, threats) without background {before:?}, with {after:?}"
+    );
+    let unusual = |d: &soc_core::Detector| {
+        d.score(&fresh)
+            .iter()
+            .filter(|s| s.anomaly >= d.risk_scorer().params().threshold)
+            .count()
+    };
+    assert_eq!(unusual(&with), 0);
+    // Neither risk nor threats rise: the classifier is the same, only anomaly moved.
+    assert!(
+        after.1 <= before.1 && after.2 <= before.2,
+        "{before:?} {after:?}"
+    );
+    // The classifier's training set is the labeled lines only.
+    assert_eq!(with.training_size(), without.training_size());
+    assert_eq!(with.training_size(), (lines.len(), 60));
+    // Attacks still stand out for both models.
+    let attack = "GET /cart.html?id=7' UNION SELECT card FROM users-- HTTP/1.1";
+    assert!(with.is_threat(with.score_one(attack).risk));
+    // The classifier and its features are exactly those of the fit without background.
+    assert_eq!(with.vectorizer(), without.vectorizer());
+    assert_eq!(with.classifier(), without.classifier());
+    let p = |d: &soc_core::Detector| -> Vec<f64> {
+        d.score(&lines)
+            .iter()
+            .map(|s| s.malicious_probability)
+            .collect()
+    };
+    assert_eq!(p(&with), p(&without));
+}
+
+#[test]
+fn background_lines_are_never_benign_examples_for_the_classifier() {
+    let (lines, labels) = corpus();
+    // Unlabeled traffic that contains attacks: were it given to the classifier as benign,
+    // 600 benign copies of the attacks would outvote the 60 labeled ones.
+    let attacks: Vec<String> = lines
+        .iter()
+        .zip(&labels)
+        .filter(|(_, l)| **l)
+        .map(|(t, _)| t.clone())
+        .cycle()
+        .take(600)
+        .collect();
+    let detector = params()
+        .fit_with_background(&lines, Some(&labels), &attacks)
+        .unwrap();
+    let scores = detector.score(&attacks[..60]);
+    let mean_p = scores.iter().map(|s| s.malicious_probability).sum::<f64>() / 60.0;
+    assert!(mean_p > 0.9, "mean malicious probability {mean_p}");
+}
+
+#[test]
+fn background_fits_are_reproducible_across_thread_counts() {
+    let (lines, labels) = corpus();
+    let background = app_lines(0..700);
+    let one = params()
+        .fit_with_background(&lines, Some(&labels), &background)
+        .unwrap();
+    let two = DetectorParams {
+        n_jobs: Some(2),
+        ..params()
+    }
+    .fit_with_background(&lines, Some(&labels), &background)
+    .unwrap();
+    // Same model: same vocabulary, same calibration, same trees, hence the same scores.
+    assert_eq!(one.vectorizer(), two.vectorizer());
+    assert_eq!(one.risk_scorer(), two.risk_scorer());
+    let (rf1, rf2) = (one.classifier().unwrap(), two.classifier().unwrap());
+    assert_eq!(rf1.feature_importances(), rf2.feature_importances());
+    assert_eq!(rf1.n_nodes(), rf2.n_nodes());
+    let all: Vec<&String> = lines.iter().chain(&background).collect();
+    assert_eq!(one.score(&all), two.score(&all));
+    // An empty background is `fit`.
+    let plain = params().fit(&lines, Some(&labels)).unwrap();
+    let empty: [&str; 0] = [];
+    let with_empty = params()
+        .fit_with_background(&lines, Some(&labels), &empty)
+        .unwrap();
+    assert_eq!(plain, with_empty);
+}
+
+#[test]
+fn background_bad_input_is_a_typed_error() {
+    let empty: [&str; 0] = [];
+    let background = app_lines(0..800);
+    // Labels with no labeled line: the rules of `fit` apply to the labeled lines.
+    assert!(matches!(
+        params().fit_with_background(&empty, Some(&[]), &background),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        params().fit_with_background(&empty, None, &empty),
+        Err(Error::InvalidInput(_))
+    ));
+    let (lines, labels) = corpus();
+    assert!(matches!(
+        params().fit_with_background(&lines, Some(&labels[1..]), &background),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // Without labels, the background alone is a corpus: an anomaly-only detector of it.
+    let detector = params()
+        .fit_with_background(&empty, None, &background)
+        .unwrap();
+    assert!(detector.classifier().is_none());
+    assert_eq!(detector.training_size(), (0, 0));
+    let normal = detector.score_one(&app_lines(900..901)[0]);
+    let odd = detector.score_one("GET /../../../../etc/passwd' OR 1=1 -- HTTP/1.1");
+    assert!(odd.anomaly > normal.anomaly + 0.2, "{normal:?} vs {odd:?}");
+}

@@ -11,7 +11,8 @@
 //! offered load in logs/s (0 = as fast as the server answers), to measure detection lag at a
 //! load the pipeline sustains. `RETRAIN=1` runs the load twice, the second time with a retrain
 //! of the tenant running (labels imported with `POST /api/labels`, then
-//! `POST /api/models/retrain`), and prints both ingest rates and their ratio.
+//! `POST /api/models/retrain`; the retrain also reads the tenant's recent logs,
+//! `ML_ANOMALY_SAMPLE_SIZE`), and prints both ingest rates and their ratio.
 
 use std::time::{Duration, Instant};
 
@@ -242,8 +243,19 @@ async fn main() -> anyhow::Result<()> {
             "scoring without retrain {score1:.0} logs/s; with a retrain running {score2:.0} logs/s; ratio {:.2}",
             score2 / score1
         );
+        // The retrain also reads the tenant's recent logs (ML_ANOMALY_SAMPLE_SIZE).
+        let unlabeled = match status["job"]["outcome"]["version"].as_str() {
+            Some(v) => state
+                .db
+                .model_version(tenant.id, v)
+                .await?
+                .and_then(|mv| serde_json::from_str::<serde_json::Value>(&mv.metrics).ok())
+                .map(|m| m["corpus"]["unlabeled_sample"].clone())
+                .unwrap_or_default(),
+            None => serde_json::Value::Null,
+        };
         println!(
-            "retrain ({RETRAIN_LABELS} labels + sample corpus): {}, ran {:.1} s of the {secs2:.1} s ingest phase",
+            "retrain ({RETRAIN_LABELS} labels + sample corpus + {unlabeled} unlabeled logs): {}, ran {:.1} s of the {secs2:.1} s ingest phase",
             status["job"]["status"], retrain_secs
         );
         lat.extend(lat2);

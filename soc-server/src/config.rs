@@ -142,6 +142,17 @@ pub struct Config {
         global = true
     )]
     pub ml_retrain_interval_hours: f64,
+    /// Most recent logs of the tenant a retrain reads as unlabeled examples of its normal
+    /// traffic for the anomaly side (isolation forest, calibration, vocabulary; never the
+    /// classifier). Lines in the held-out split and lines labeled malicious are left out, so
+    /// fewer may be used. 0: labeled examples only. The global model never reads tenant logs.
+    #[arg(
+        long,
+        env = "ML_ANOMALY_SAMPLE_SIZE",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub ml_anomaly_sample_size: usize,
     /// Most logs the pipeline scores in one transaction.
     #[arg(
         long,

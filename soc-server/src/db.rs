@@ -1257,6 +1257,44 @@ impl Db {
             .fetch_all(p).await.map_err(db_err))
     }
 
+    /// The query of [`Db::recent_log_messages`]: newest first by `id` within the tenant, which
+    /// both backends answer by walking the `(tenant_id, id)` index backwards and stopping at
+    /// the limit (no scan of the tenant's other logs, no sort); the malicious-label check is a
+    /// lookup in `idx_labels_log`.
+    pub const RECENT_LOGS_SQL: &str = "SELECT a.message FROM agent_logs a WHERE a.tenant_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.tenant_id = a.tenant_id \
+         AND l.log_id = a.id AND l.malicious) \
+         ORDER BY a.id DESC LIMIT $2";
+
+    /// The messages of the tenant's most recent `limit` logs (newest first), leaving out logs
+    /// an analyst's verdict labeled malicious, and stopping early once the messages total
+    /// `max_bytes` (rows are streamed, so a tenant of huge lines cannot exhaust memory).
+    pub async fn recent_log_messages(
+        &self,
+        tenant_id: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> R<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        on_pool!(self, p => {
+            let mut rows = sqlx::query_scalar::<_, String>(Self::RECENT_LOGS_SQL)
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch(p);
+            while let Some(message) = rows.try_next().await.map_err(db_err)? {
+                bytes += message.len();
+                if bytes > max_bytes {
+                    break;
+                }
+                out.push(message);
+            }
+        });
+        Ok(out)
+    }
+
     /// Tenants with at least one training label (the scheduled retrain's work list).
     pub async fn labeled_tenants(&self) -> R<Vec<i64>> {
         let sql = "SELECT DISTINCT tenant_id FROM labels ORDER BY tenant_id";

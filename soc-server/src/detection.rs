@@ -12,10 +12,12 @@
 //! - Retraining (on demand or every `ML_RETRAIN_INTERVAL_HOURS`, one at a time per tenant, on
 //!   the blocking pool): sample corpus + the tenant's labels (analyst verdicts and imports),
 //!   with a deterministic split by a hash of the message, so that candidate and active model
-//!   are compared on the same held-out examples. The candidate is promoted when its held-out
-//!   ROC AUC is at least that of the model serving the tenant now.
+//!   are compared on the same held-out examples; plus the tenant's most recent logs
+//!   (`ML_ANOMALY_SAMPLE_SIZE`) as unlabeled background for the anomaly side, so that the
+//!   tenant's own traffic defines "normal". The candidate is promoted when its held-out ROC
+//!   AUC is at least that of the model serving the tenant now.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,11 @@ const MAX_LABELED_EXAMPLES: usize = 50_000;
 
 /// One labeled example in `HELD_OUT_MODULUS` is held out (by a hash of its message).
 const HELD_OUT_MODULUS: u64 = 5;
+
+/// Bytes of log messages a retrain reads for its unlabeled sample, at most (with
+/// `ML_ANOMALY_SAMPLE_SIZE` lines of at most 64 KiB, the line count alone would allow
+/// gigabytes).
+const MAX_ANOMALY_SAMPLE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What can go wrong with model versions.
 #[derive(Debug, thiserror::Error)]
@@ -132,14 +139,29 @@ pub struct Corpus {
     pub labeled_train: usize,
     /// Tenant labels in `test`.
     pub labeled_test: usize,
+    /// Unlabeled recent logs of the tenant for the anomaly side only (see [`corpus`]).
+    pub background: Vec<String>,
 }
 
-/// Reads the labels of `tenant_id` and builds its training and held-out sets.
-pub async fn corpus(db: &Db, tenant_id: i64) -> Result<Corpus> {
+/// Reads the labels of `tenant_id` and builds its training and held-out sets, plus up to
+/// `anomaly_sample` of its most recent logs as unlabeled background (none for the global
+/// model: tenants' traffic stays in their own models).
+///
+/// The background leaves out, so that evaluation stays honest and attacks are not taught as
+/// normal: logs in the held-out split (by the same hash of the message as labels, and any
+/// line of the held-out set), logs an analyst's verdict labeled malicious, and lines imported
+/// as malicious labels. It may therefore hold fewer lines than asked for.
+pub async fn corpus(db: &Db, tenant_id: i64, anomaly_sample: usize) -> Result<Corpus> {
     let labeled = if tenant_id == GLOBAL_TENANT {
         Vec::new()
     } else {
         db.training_examples(Some(tenant_id), MAX_LABELED_EXAMPLES)
+            .await?
+    };
+    let recent = if tenant_id == GLOBAL_TENANT || anomaly_sample == 0 {
+        Vec::new()
+    } else {
+        db.recent_log_messages(tenant_id, anomaly_sample, MAX_ANOMALY_SAMPLE_BYTES)
             .await?
     };
     let mut c = Corpus {
@@ -147,6 +169,7 @@ pub async fn corpus(db: &Db, tenant_id: i64) -> Result<Corpus> {
         test: Labeled::default(),
         labeled_train: 0,
         labeled_test: 0,
+        background: Vec::new(),
     };
     for l in sample::generate(BOOTSTRAP_TRAIN, ATTACK_RATIO, BOOTSTRAP_SEED) {
         c.train.push(l.message, l.malicious);
@@ -154,7 +177,11 @@ pub async fn corpus(db: &Db, tenant_id: i64) -> Result<Corpus> {
     for l in sample::generate(BOOTSTRAP_TEST, ATTACK_RATIO, BOOTSTRAP_SEED + 1) {
         c.test.push(l.message, l.malicious);
     }
+    let mut malicious = HashSet::new();
     for e in labeled {
+        if e.malicious {
+            malicious.insert(e.message.clone());
+        }
         if is_held_out(&e.message) {
             c.labeled_test += 1;
             c.test.push(e.message, e.malicious);
@@ -163,6 +190,12 @@ pub async fn corpus(db: &Db, tenant_id: i64) -> Result<Corpus> {
             c.train.push(e.message, e.malicious);
         }
     }
+    let held_out: HashSet<&str> = c.test.texts.iter().map(String::as_str).collect();
+    let background: Vec<String> = recent
+        .into_iter()
+        .filter(|m| !is_held_out(m) && !held_out.contains(m.as_str()) && !malicious.contains(m))
+        .collect();
+    c.background = background;
     Ok(c)
 }
 
@@ -196,13 +229,14 @@ fn promotion_auc(m: &Value) -> Option<f64> {
         .or_else(|| m["roc_auc"].as_f64())
 }
 
-fn fit(threshold: f64, train: &Labeled) -> Result<Detector> {
+fn fit(threshold: f64, corpus: &Corpus) -> Result<Detector> {
     let mut params = DetectorParams {
         random_state: Some(BOOTSTRAP_SEED),
         ..DetectorParams::default()
     };
     params.risk.threshold = threshold;
-    Ok(params.fit(&train.texts, Some(&train.labels))?)
+    let train = &corpus.train;
+    Ok(params.fit_with_background(&train.texts, Some(&train.labels), &corpus.background)?)
 }
 
 /// Runs ML work on the blocking pool, keeping the caller's tracing span.
@@ -211,13 +245,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     Ok(tokio::task::spawn_blocking(move || span.in_scope(f)).await?)
 }
 
-fn log_accuracy(mv: &ModelVersion, m: &Value) {
+/// `unlabeled_sample`: background lines of the training (`None` for an upload).
+fn log_accuracy(mv: &ModelVersion, m: &Value, unlabeled_sample: Option<usize>) {
     tracing::info!(
         tenant = mv.tenant_id,
         version = %mv.version,
         source = %mv.source,
         train_size = mv.train_size,
         test_size = mv.test_size,
+        unlabeled_sample,
         training_seconds = mv.training_seconds,
         "Model accuracy (held-out): roc_auc={} precision={} recall={} f1={} false_positive_rate={}",
         m["roc_auc"], m["precision"], m["recall"], m["f1"], m["false_positive_rate"]
@@ -231,12 +267,13 @@ async fn train_candidate(
     tenant_id: i64,
     source: &'static str,
 ) -> Result<(ModelVersion, Value, Arc<Corpus>)> {
-    let corpus = Arc::new(corpus(&state.db, tenant_id).await?);
+    let sample_size = state.config.ml_anomaly_sample_size;
+    let corpus = Arc::new(corpus(&state.db, tenant_id, sample_size).await?);
     let threshold = state.config.threat_detection_threshold;
     let started = Instant::now();
     let c = corpus.clone();
     let (detector, test_metrics) = blocking(move || {
-        let d = fit(threshold, &c.train)?;
+        let d = fit(threshold, &c)?;
         let m = evaluate(&d, &c);
         Ok::<_, ModelError>((d, m))
     })
@@ -251,7 +288,7 @@ async fn train_candidate(
         "corpus": {
             "sample_train": BOOTSTRAP_TRAIN, "sample_test": BOOTSTRAP_TEST,
             "labeled_train": corpus.labeled_train, "labeled_test": corpus.labeled_test,
-            "seed": BOOTSTRAP_SEED,
+            "unlabeled_sample": corpus.background.len(), "seed": BOOTSTRAP_SEED,
         },
     });
     let mv = state
@@ -268,7 +305,7 @@ async fn train_candidate(
             training_seconds: Some(training_seconds),
         })
         .await?;
-    log_accuracy(&mv, &test_metrics);
+    log_accuracy(&mv, &test_metrics, Some(corpus.background.len()));
     Ok((mv, test_metrics, corpus))
 }
 
@@ -344,7 +381,7 @@ pub async fn upload(state: &AppState, tenant_id: i64, bytes: Vec<u8>) -> Result<
     })
     .await?
     .map_err(|e| ModelError::InvalidArtifact(e.to_string()))?;
-    let corpus = corpus(&state.db, tenant_id).await?;
+    let corpus = corpus(&state.db, tenant_id, 0).await?;
     let test_size = corpus.test.len() as i64;
     let labeled_test = corpus.labeled_test;
     let test_metrics = blocking(move || evaluate(&detector, &corpus)).await?;
@@ -372,7 +409,7 @@ pub async fn upload(state: &AppState, tenant_id: i64, bytes: Vec<u8>) -> Result<
             training_seconds: None,
         })
         .await?;
-    log_accuracy(&mv, &test_metrics);
+    log_accuracy(&mv, &test_metrics, None);
     Ok(mv)
 }
 
@@ -502,7 +539,7 @@ fn should_promote(candidate: Option<f64>, serving: Option<f64>) -> bool {
     }
 }
 
-/// Trains a new global model (sample corpus; tenant labels stay in tenant models) and
+/// Trains a new global model (sample corpus; tenant labels and logs stay in tenant models) and
 /// activates it: `soc-server retrain` and tests.
 pub async fn retrain(state: &AppState) -> Result<String> {
     let (mv, _, _) = train_candidate(state, GLOBAL_TENANT, "retrain").await?;

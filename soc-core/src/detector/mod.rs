@@ -3,7 +3,9 @@
 //! A [`Detector`] holds a TF-IDF vectorizer, an isolation forest over the line's structural
 //! statistics ("how unusual", see [`structural`]), an optional random forest over TF-IDF and
 //! structural columns ("how likely malicious", trained only when labels are given) and a
-//! [`RiskScorer`] calibrated on the isolation forest's training scores.
+//! [`RiskScorer`] calibrated on the isolation forest's training scores. Unlabeled background
+//! lines (a sample of the traffic to score) can shape the anomaly side without reaching the
+//! classifier: [`DetectorParams::fit_with_background`].
 //!
 //! ```
 //! use soc_core::{DetectorParams, Severity};
@@ -226,13 +228,51 @@ impl DetectorParams {
     /// The anomaly side needs variety: on a corpus of one distinct line every line scores the
     /// same anomaly (there is nothing to contrast with), so risk then comes from the classifier
     /// alone.
+    ///
+    /// Same as [`DetectorParams::fit_with_background`] without background lines.
     pub fn fit<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         labels: Option<&[bool]>,
     ) -> Result<Detector> {
+        self.fit_with_background(texts, labels, &[] as &[&str])
+    }
+
+    /// Fits a detector on `texts` (and `labels`, as [`DetectorParams::fit`] does) plus
+    /// unlabeled `background` lines that only shape "normal": typically a recent sample of the
+    /// traffic the detector will score.
+    ///
+    /// What sees the background lines: the anomaly side. The isolation forest, the
+    /// calibration of the risk scorer and the median / spread of each structural statistic
+    /// (shown by [`Detector::explain`]) are fitted on the benign labeled lines (all lines
+    /// without labels) plus the background.
+    ///
+    /// What does not: the classifier and, when there are labels, the vectorizer. The
+    /// background is unlabeled (some lines may be attacks), so it is never given to the random
+    /// forest as benign; and since the forest's inputs are TF-IDF weights and structural
+    /// statistics that depend on the vocabulary and idf (word rarity), fitting those on the
+    /// background would shift the classifier's view of every line too. Keeping them on the
+    /// labeled lines makes the classifier exactly the one [`DetectorParams::fit`] trains:
+    /// unlabeled traffic can change how unusual a line looks, never how malicious, so a
+    /// retrain on new traffic cannot move the classifier's verdicts. The price: words only the
+    /// background has count as unknown (maximally rare). That is consistent in training and
+    /// scoring, so the anomaly model still learns the background's lines as normal, but it
+    /// cannot tell a word new to the traffic from one merely absent from the labels. Without
+    /// labels there is no classifier, and the vectorizer is fitted on `texts` and
+    /// `background` together. [`Detector::training_size`] counts `texts` only.
+    ///
+    /// An empty background is [`DetectorParams::fit`]. Without labels, `texts` may be empty
+    /// when `background` is not (an anomaly-only detector of the background); with labels the
+    /// rules of [`DetectorParams::fit`] apply to `texts`. The same seed and data give the same
+    /// detector whatever the number of threads.
+    pub fn fit_with_background<S: AsRef<str> + Sync, B: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        labels: Option<&[bool]>,
+        background: &[B],
+    ) -> Result<Detector> {
         self.validate()?;
-        if texts.is_empty() {
+        if texts.is_empty() && (labels.is_some() || background.is_empty()) {
             return Err(Error::invalid_input(
                 "cannot fit a detector on an empty corpus",
             ));
@@ -259,20 +299,31 @@ impl DetectorParams {
                 )));
             }
         }
-        with_threads(self.n_jobs, || self.fit_inner(texts, labels))
+        with_threads(self.n_jobs, || self.fit_inner(texts, labels, background))
     }
 
-    fn fit_inner<S: AsRef<str> + Sync>(
+    fn fit_inner<S: AsRef<str> + Sync, B: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         labels: Option<&[bool]>,
+        background: &[B],
     ) -> Result<Detector> {
         let max = self.max_line_bytes;
+        let n_texts = texts.len();
+        // The labeled lines first, then the background: rows `..n_texts` are the classifier's.
         let texts: Vec<&str> = texts
             .par_iter()
             .map(|t| truncate(t.as_ref(), max))
+            .chain(background.par_iter().map(|t| truncate(t.as_ref(), max)))
             .collect();
-        let tfidf = self.tfidf.fit(&texts)?;
+        // With a classifier, its features stay those of the labeled lines (see
+        // `fit_with_background`).
+        let vocabulary_lines = if labels.is_some() {
+            &texts[..n_texts]
+        } else {
+            &texts[..]
+        };
+        let tfidf = self.tfidf.fit(vocabulary_lines)?;
         let tfidf_rows = tfidf.transform(&texts);
         let unknown_idf = tfidf.idf().iter().copied().fold(1.0, f64::max) + 1.0;
         let word_rarity = word_rarity(&tfidf);
@@ -293,13 +344,16 @@ impl DetectorParams {
             })
             .collect();
 
-        let benign: Vec<usize> = match labels {
-            Some(labels) => (0..texts.len()).filter(|&r| !labels[r]).collect(),
+        let normal: Vec<usize> = match labels {
+            Some(labels) => (0..n_texts)
+                .filter(|&r| !labels[r])
+                .chain(n_texts..texts.len())
+                .collect(),
             None => (0..texts.len()).collect(),
         };
         let all_rows = Array2::from_shape_vec((texts.len(), N_STRUCTURAL), structural.concat())
             .map_err(|e| Error::invalid_input(format!("cannot shape the features: {e}")))?;
-        let anomaly_rows = all_rows.select(Axis(0), &benign);
+        let anomaly_rows = all_rows.select(Axis(0), &normal);
         let seed = |offset: u64| self.random_state.map(|s| s.wrapping_add(offset));
         let isolation_params = IsolationForestParams {
             random_state: seed(0).or(self.isolation.random_state),
@@ -317,11 +371,12 @@ impl DetectorParams {
             Some(labels) => {
                 // How well anomaly alone separates the labeled lines (out of sample for the
                 // malicious ones) decides its weight in risk.
-                let scores = isolation.score_samples(Matrix::Dense(all_rows.view()))?;
+                let labeled_rows = all_rows.slice_axis(Axis(0), (..n_texts).into());
+                let scores = isolation.score_samples(Matrix::Dense(labeled_rows))?;
                 let auc = crate::metrics::roc_auc(&scores, labels).unwrap_or(0.5);
                 risk = risk.with_anomaly_weight(auc);
 
-                let x = combined_matrix(&tfidf_rows, &structural);
+                let x = combined_matrix(&tfidf_rows, &structural[..n_texts]);
                 let y: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
                 let forest_params = RandomForestParams {
                     random_state: seed(1).or(self.forest.random_state),
@@ -341,7 +396,7 @@ impl DetectorParams {
             stats,
             unknown_idf,
             word_rarity,
-            n_samples: texts.len(),
+            n_samples: n_texts,
             n_malicious: labels.map_or(0, |l| l.iter().filter(|&&m| m).count()),
         })
     }
@@ -429,7 +484,8 @@ impl Detector {
         self.risk.is_threat(risk)
     }
 
-    /// Number of training lines and how many of them were labeled malicious.
+    /// Number of training lines (the `texts` of the fit, not its background lines) and how
+    /// many of them were labeled malicious.
     pub fn training_size(&self) -> (usize, usize) {
         (self.n_samples, self.n_malicious)
     }
