@@ -927,6 +927,11 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
     /// One structural field of a decoded model broken, re-encoded and re-sealed: the loader
     /// must reject it or load something that scores.
     #[test]
