@@ -1039,3 +1039,39 @@ fn hostile_trees_reach_validation_and_say_why() {
         }
     }
 }
+
+/// Files that made `load_and_score` fail before the fixes they are named after; the fuzz
+/// corpus replay test (`tests/fuzz_corpus.rs`) keeps them rejected.
+#[test]
+#[ignore = "writes into soc-core/fuzz/regressions; run by hand"]
+fn write_fuzz_regressions() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/artifact_load");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (kind, bytes) in artifacts() {
+        let (header, payload) = split(bytes).unwrap();
+        let mut decoded = Payload::decode(kind, payload);
+        let name = match &mut decoded {
+            // Loaded, then every scoring call asked rayon for up to 65535 threads.
+            Payload::Forest(m) => {
+                m.params.n_jobs = Some(1 << 40);
+                "random_forest_stored_n_jobs_2e40"
+            }
+            Payload::Detector(d) => {
+                d.params.n_jobs = Some(1 << 40);
+                "detector_stored_n_jobs_2e40"
+            }
+            // Failed with InvalidParameter instead of InvalidModel.
+            Payload::Tfidf(m) => {
+                m.params.ngram_range = (0, 1);
+                "tfidf_stored_ngram_range_0"
+            }
+            Payload::Risk(m) => {
+                m.params.threshold = f64::NAN;
+                "risk_scorer_stored_threshold_nan"
+            }
+            Payload::Isolation(_) => continue,
+        };
+        std::fs::write(dir.join(name), seal(&header, &decoded.encode())).unwrap();
+    }
+}

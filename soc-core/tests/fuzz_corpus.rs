@@ -80,7 +80,12 @@ fn seeds_are_current_artifacts_of_every_kind() {
 fn crash_reproducers_stay_fixed() {
     // Every reproducer is replayed exactly as the fuzzer ran it; `load_and_score` panics on a
     // regression. Those kept are hostile inputs, so none of them loads as-is.
-    for (path, bytes) in files(&regressions_dir()) {
+    let reproducers = files(&regressions_dir());
+    assert!(
+        reproducers.len() >= 4,
+        "the committed reproducers are missing"
+    );
+    for (path, bytes) in reproducers {
         let loaded = replay(&bytes);
         assert!(loaded.is_empty(), "{} loads as {loaded:?}", path.display());
     }
