@@ -316,10 +316,18 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<(Arc<Detector>, Strin
 
 async fn load(state: &AppState, mv: &ModelVersion) -> Result<Arc<Detector>> {
     let bytes = state.models.get(&mv.key).await?;
-    let d = blocking(move || Detector::from_bytes(&bytes))
+    let d = blocking(move || detector_from_artifact(&bytes))
         .await?
         .map_err(|e| ModelError::InvalidArtifact(e.to_string()))?;
     Ok(Arc::new(d))
+}
+
+/// Loads a detector that scores on the server's own thread pool, whatever `n_jobs` it was
+/// trained with (a model trained in a notebook with `n_jobs=1` must not slow the server down).
+fn detector_from_artifact(bytes: &[u8]) -> soc_core::Result<Detector> {
+    let mut detector = Detector::from_bytes(bytes)?;
+    detector.set_n_jobs(None);
+    Ok(detector)
 }
 
 // ---- uploads, listing, activation -----------------------------------------------------------
@@ -331,7 +339,7 @@ pub async fn upload(state: &AppState, tenant_id: i64, bytes: Vec<u8>) -> Result<
     let b = bytes.clone();
     let (detector, header) = blocking(move || {
         let header = soc_core::read_header(&b)?;
-        let d = Detector::from_bytes(&b)?;
+        let d = detector_from_artifact(&b)?;
         Ok::<_, soc_core::Error>((d, header))
     })
     .await?

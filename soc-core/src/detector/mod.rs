@@ -406,6 +406,12 @@ impl Detector {
         &self.params
     }
 
+    /// Sets the number of threads [`Detector::score`] uses (`None`: the current rayon pool).
+    /// Where a model runs decides this, not the settings it was trained with.
+    pub fn set_n_jobs(&mut self, n_jobs: Option<usize>) {
+        self.params.n_jobs = n_jobs;
+    }
+
     /// The fitted vectorizer.
     pub fn vectorizer(&self) -> &TfidfVectorizer {
         &self.tfidf
@@ -602,7 +608,8 @@ impl Artifact for Detector {
         self.risk.after_load()?;
         if self.isolation.n_features() != N_STRUCTURAL {
             return Err(Error::invalid_model(format!(
-                "the anomaly model has {} features, expected {N_STRUCTURAL}",
+                "the anomaly model has {} structural features but this build computes \
+                 {N_STRUCTURAL}: the detector was saved by another soc-core version; retrain it",
                 self.isolation.n_features()
             )));
         }

@@ -2,11 +2,12 @@
 //!
 //! On payload data an isolation forest on word TF-IDF is near chance (a new word is just one
 //! more sparse column), while attacks stand out in shape: more symbols, quotes and brackets,
-//! higher entropy, escapes, traversal sequences, rare words. Counts are `ln(1 + n)` so a long
+//! higher entropy, escapes, traversal sequences, rare words; system logs in their error and fatal
+//! vocabulary. Counts are `ln(1 + n)` so a long
 //! line does not dominate; ratios are fractions of the line's bytes.
 
 /// Number of structural features.
-pub(crate) const N_STRUCTURAL: usize = 19;
+pub(crate) const N_STRUCTURAL: usize = 21;
 
 /// Names of the structural features, in column order (shown by `explain`).
 pub(crate) const NAMES: [&str; N_STRUCTURAL] = [
@@ -29,7 +30,76 @@ pub(crate) const NAMES: [&str; N_STRUCTURAL] = [
     "longest_symbol_run",
     "max_term_rarity",
     "mean_term_rarity",
+    "error_words",
+    "fatal_words",
 ];
+
+/// Words with which logs report an error (fatal ones are in [`FATAL_WORDS`]), across syslog,
+/// kernels, services and auth logs. An unsupervised model cannot know that "error" or
+/// "FATAL" matter more than "INFO"; these two features tell it, and cost nothing on web
+/// payloads, which rarely contain them.
+const ERROR_WORDS: &[&str] = &[
+    "abort",
+    "aborted",
+    "denied",
+    "err",
+    "error",
+    "errors",
+    "exception",
+    "fail",
+    "failed",
+    "failure",
+    "fails",
+    "forbidden",
+    "illegal",
+    "invalid",
+    "killed",
+    "refused",
+    "rejected",
+    "timeout",
+    "unauthorized",
+    "unreachable",
+    "violation",
+];
+
+/// Words with which logs report a fatal or critical condition (syslog's top levels included).
+const FATAL_WORDS: &[&str] = &[
+    "alert",
+    "corrupt",
+    "corrupted",
+    "crash",
+    "crashed",
+    "crit",
+    "critical",
+    "emerg",
+    "emergency",
+    "fatal",
+    "panic",
+    "segfault",
+    "severe",
+];
+
+/// Which failure vocabulary the ASCII letters `word` belong to, ignoring case.
+fn failure_class(word: &[u8]) -> Option<FailureClass> {
+    let mut lower = [0u8; 16];
+    let lower = lower.get_mut(..word.len())?;
+    for (l, b) in lower.iter_mut().zip(word) {
+        *l = b.to_ascii_lowercase();
+    }
+    let is_in = |words: &[&str]| words.iter().any(|w| w.as_bytes() == lower);
+    if is_in(FATAL_WORDS) {
+        Some(FailureClass::Fatal)
+    } else if is_in(ERROR_WORDS) {
+        Some(FailureClass::Error)
+    } else {
+        None
+    }
+}
+
+enum FailureClass {
+    Error,
+    Fatal,
+}
 
 /// Computes the structural features of `text` into `out`.
 ///
@@ -49,10 +119,20 @@ pub(crate) fn structural_features(
         (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
     let (mut tokens, mut token_run, mut longest_token) = (0u32, 0u32, 0u32);
     let (mut symbol_run, mut longest_symbol_run) = (0u32, 0u32);
+    let (mut error_words, mut fatal_words, mut word_start) = (0u32, 0u32, 0usize);
 
     for (i, &b) in bytes.iter().enumerate() {
         histogram[b as usize] += 1;
         let next = bytes.get(i + 1).copied().unwrap_or(0);
+        if !b.is_ascii_alphabetic() {
+            word_start = i + 1;
+        } else if !next.is_ascii_alphabetic() {
+            match failure_class(&bytes[word_start..=i]) {
+                Some(FailureClass::Fatal) => fatal_words += 1,
+                Some(FailureClass::Error) => error_words += 1,
+                None => {}
+            }
+        }
         if b.is_ascii_alphanumeric() || b == b'_' {
             token_run += 1;
         } else {
@@ -144,6 +224,8 @@ pub(crate) fn structural_features(
         ln(longest_symbol_run),
         max_idf,
         mean_idf,
+        ln(error_words),
+        ln(fatal_words),
     ];
 }
 
@@ -173,6 +255,21 @@ mod tests {
         assert_eq!(get(&traversal, "percent_escapes"), 1f64.ln_1p());
         assert_eq!(get(&plain, "tokens"), 7f64.ln_1p());
         assert_eq!(get(&plain, "max_term_rarity"), 9.0);
+    }
+
+    #[test]
+    fn failure_vocabulary_is_counted_by_whole_word_ignoring_case() {
+        let fatal = features("RAS KERNEL FATAL data TLB error interrupt");
+        assert_eq!(get(&fatal, "fatal_words"), 1f64.ln_1p());
+        assert_eq!(get(&fatal, "error_words"), 1f64.ln_1p());
+        let auth = features("sshd[42]: Failed password for root; ERROR: access denied");
+        assert_eq!(get(&auth, "error_words"), 3f64.ln_1p());
+        assert_eq!(get(&auth, "fatal_words"), 0.0);
+        let lookalikes = features("terror errorless panicky fatalities");
+        assert_eq!(get(&lookalikes, "error_words"), 0.0);
+        assert_eq!(get(&lookalikes, "fatal_words"), 0.0);
+        // Parts of identifiers count: "disk_error" reports an error.
+        assert_eq!(get(&features("disk_error=1"), "error_words"), 1f64.ln_1p());
     }
 
     #[test]

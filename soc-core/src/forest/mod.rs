@@ -10,6 +10,9 @@ pub(crate) use isolation::MAX_JOBS;
 pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
 pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -70,15 +73,34 @@ pub(crate) fn average_path_length(n: usize) -> f64 {
 /// pool, `Some(n)` a pool of `n` threads.
 pub(crate) fn with_threads<R: Send>(n_jobs: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     match n_jobs {
-        Some(n) if n > 0 && n != rayon::current_num_threads() => {
-            match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
-                Ok(pool) => pool.install(f),
-                // Cannot spawn threads: run on the current pool rather than fail.
-                Err(_) => f(),
-            }
-        }
+        Some(n) if n > 0 && n != rayon::current_num_threads() => match pool_of(n) {
+            Some(pool) => pool.install(f),
+            // Cannot spawn threads: run on the current pool rather than fail.
+            None => f(),
+        },
         _ => f(),
     }
+}
+
+/// The pool of `n` threads, built on first use and kept: building one costs more than scoring
+/// a line, and callers ask for the same few sizes again and again.
+fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(pool) = pools.get(&n) {
+        return Some(pool.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .ok()?,
+    );
+    pools.insert(n, pool.clone());
+    Some(pool)
 }
 
 #[cfg(test)]
