@@ -282,7 +282,9 @@ impl RiskScorer {
     }
 
     pub(crate) fn after_load(&mut self) -> Result<()> {
-        self.params.validate()?;
+        self.params
+            .validate()
+            .map_err(|e| Error::invalid_model(format!("bad parameters: {e}")))?;
         if !(0.0..=1.0).contains(&self.anomaly_weight) {
             return Err(Error::invalid_model("anomaly weight must be in [0, 1]"));
         }

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::Matrix;
 use crate::error::{Error, Result};
 use crate::forest::{
-    IsolationForest, IsolationForestParams, RandomForestClassifier, RandomForestParams,
+    IsolationForest, IsolationForestParams, MAX_JOBS, RandomForestClassifier, RandomForestParams,
     with_threads,
 };
 use crate::model::{Artifact, impl_artifact_methods};
@@ -213,6 +213,14 @@ impl DetectorParams {
         self.risk.validate()?;
         if self.max_line_bytes == 0 {
             return Err(Error::invalid_param("max_line_bytes", "must be at least 1"));
+        }
+        // Batch scoring of a loaded detector uses this: a hostile file must not make every
+        // call spawn tens of thousands of threads.
+        if matches!(self.n_jobs, Some(n) if n > MAX_JOBS) {
+            return Err(Error::invalid_param(
+                "n_jobs",
+                format!("must be at most {MAX_JOBS}"),
+            ));
         }
         Ok(())
     }

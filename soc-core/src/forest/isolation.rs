@@ -35,7 +35,7 @@ use crate::model::{Artifact, impl_artifact_methods};
 const FEATURE_THRESHOLD: f32 = 1e-7;
 
 /// Largest `n_jobs` accepted (a hostile artifact must not make us spawn a million threads).
-const MAX_JOBS: usize = 4096;
+pub(crate) const MAX_JOBS: usize = 4096;
 
 /// Rows scored per parallel task.
 const SCORE_CHUNK: usize = 256;

@@ -5,6 +5,8 @@ mod isolation;
 mod random;
 pub(crate) mod tree;
 
+pub(crate) use isolation::MAX_JOBS;
+
 pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
 pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
 

@@ -60,7 +60,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::tree::{Tree, TreeBuilder};
-use super::{MaxFeatures, with_threads};
+use super::{MAX_JOBS, MaxFeatures, with_threads};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::model::{Artifact, impl_artifact_methods};
@@ -141,6 +141,14 @@ impl RandomForestParams {
             ));
         }
         self.max_features.resolve(1)?;
+        // Scoring a loaded model uses its stored thread count: a hostile file must not make
+        // every call spawn tens of thousands of threads.
+        if matches!(self.n_jobs, Some(n) if n > MAX_JOBS) {
+            return Err(Error::invalid_param(
+                "n_jobs",
+                format!("must be at most {MAX_JOBS}"),
+            ));
+        }
         Ok(())
     }
 

@@ -288,7 +288,12 @@ impl TfidfVectorizer {
     /// Rebuilds the caches after deserialization and validates everything a hostile payload
     /// could break.
     pub(crate) fn after_load(&mut self) -> Result<()> {
-        self.check_and_index()
+        // A bad parameter inside a stored file means the file is broken, not the caller's
+        // request.
+        self.check_and_index().map_err(|e| match e {
+            Error::InvalidParameter { .. } => Error::invalid_model(format!("bad parameters: {e}")),
+            e => e,
+        })
     }
 
     /// The TF-IDF matrix of `docs`: one row per document, one column per feature. Documents
