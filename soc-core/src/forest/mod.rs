@@ -82,6 +82,10 @@ pub(crate) fn with_threads<R: Send>(n_jobs: Option<usize>, f: impl FnOnce() -> R
     }
 }
 
+/// Pools kept for reuse; sizes beyond the first few get a pool per call, so a stream of
+/// models with ever different `n_jobs` cannot pile up idle threads.
+const MAX_KEPT_POOLS: usize = 4;
+
 /// The pool of `n` threads, built on first use and kept: building one costs more than scoring
 /// a line, and callers ask for the same few sizes again and again.
 fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
@@ -99,7 +103,9 @@ fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
             .build()
             .ok()?,
     );
-    pools.insert(n, pool.clone());
+    if pools.len() < MAX_KEPT_POOLS {
+        pools.insert(n, pool.clone());
+    }
     Some(pool)
 }
 
