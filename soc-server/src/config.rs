@@ -143,9 +143,10 @@ pub struct Config {
     )]
     pub ml_retrain_interval_hours: f64,
     /// Most recent logs of the tenant a retrain reads as unlabeled examples of its normal
-    /// traffic for the anomaly side (isolation forest, calibration, vocabulary; never the
-    /// classifier). Lines in the held-out split and lines labeled malicious are left out, so
-    /// fewer may be used. 0: labeled examples only. The global model never reads tenant logs.
+    /// traffic for the anomaly side (isolation forest and its calibration; never the
+    /// classifier or its vocabulary). Lines in the held-out split and lines labeled malicious
+    /// are left out, so fewer may be used. 0: labeled examples only. The global model never
+    /// reads tenant logs.
     #[arg(
         long,
         env = "ML_ANOMALY_SAMPLE_SIZE",

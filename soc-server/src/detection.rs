@@ -191,11 +191,10 @@ pub async fn corpus(db: &Db, tenant_id: i64, anomaly_sample: usize) -> Result<Co
         }
     }
     let held_out: HashSet<&str> = c.test.texts.iter().map(String::as_str).collect();
-    let background: Vec<String> = recent
+    c.background = recent
         .into_iter()
         .filter(|m| !is_held_out(m) && !held_out.contains(m.as_str()) && !malicious.contains(m))
         .collect();
-    c.background = background;
     Ok(c)
 }
 
