@@ -287,7 +287,7 @@ async fn export_to_s3_reads_back_like_the_filesystem(b: Backend) {
     assert_eq!((&to_s3.key, &to_s3.sha256), (&to_fs.key, &to_fs.sha256));
     assert_eq!(
         s3.list("training_data/").await.unwrap(),
-        [to_s3.key.clone()]
+        vec![to_s3.key.clone()]
     );
     let exported = read_export(&s3, &to_s3.key).await;
     assert_eq!(exported.len(), 120);
