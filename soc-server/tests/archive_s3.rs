@@ -93,6 +93,21 @@ async fn records_in(store: &dyn ModelStore, tenant: i64) -> (usize, Vec<Archived
 }
 
 /// A store of `bucket` reached through `endpoint` (moto, a proxy or a dead port).
+/// An archive run through `store` fails with a store error and leaves every log in place.
+async fn archive_fails_deleting_nothing(
+    db: &Db,
+    store: &S3ObjectStore,
+    tenant: i64,
+    before: &[ArchivedLog],
+    why: &str,
+) {
+    let err = archive::archive_old_logs(db, store, SETTINGS, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Store(_)), "{why}: {err}");
+    assert_eq!(archivable(db, tenant).await, before, "{why}");
+}
+
 async fn store_via(endpoint: &str, bucket: &str) -> S3ObjectStore {
     let config = s3_config(&temp_dir(), endpoint, bucket);
     S3ObjectStore::connect(&config.s3_settings(), bucket).await
@@ -149,39 +164,16 @@ async fn s3_unreachable_slow_or_failing_deletes_nothing(b: Backend) {
     let name = bucket.bucket().to_owned();
 
     let dead = store_via(&format!("http://127.0.0.1:{}", dead_port()), &name).await;
-    let err = archive::archive_old_logs(&db, &dead, SETTINGS, NOW)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ArchiveError::Store(_)), "{err}");
-    assert_eq!(
-        archivable(&db, tenant).await,
-        before,
-        "unreachable: nothing deleted"
-    );
+    archive_fails_deleting_nothing(&db, &dead, tenant, &before, "unreachable: nothing deleted")
+        .await;
 
     let proxy = FaultProxy::start(&endpoint, Fault::Status(503)).await;
     let failing = store_via(&proxy.endpoint(), &name).await;
-    let err = archive::archive_old_logs(&db, &failing, SETTINGS, NOW)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ArchiveError::Store(_)), "{err}");
-    assert_eq!(
-        archivable(&db, tenant).await,
-        before,
-        "503: nothing deleted"
-    );
+    archive_fails_deleting_nothing(&db, &failing, tenant, &before, "503: nothing deleted").await;
 
     // Slower than the 3 s operation timeout of the test settings.
     proxy.set(Fault::Delay(Duration::from_secs(4)));
-    let err = archive::archive_old_logs(&db, &failing, SETTINGS, NOW)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ArchiveError::Store(_)), "{err}");
-    assert_eq!(
-        archivable(&db, tenant).await,
-        before,
-        "slow: nothing deleted"
-    );
+    archive_fails_deleting_nothing(&db, &failing, tenant, &before, "slow: nothing deleted").await;
 
     // S3 is back: the next run archives everything, each log once.
     proxy.set(Fault::Pass);
