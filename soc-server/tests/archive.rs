@@ -240,12 +240,7 @@ async fn crash_between_upload_and_delete_loses_and_duplicates_nothing(b: Backend
     let (store, _) = store();
     // The first part of the oldest day, uploaded and verified; then the process "dies"
     // before it deletes anything.
-    let oldest = db
-        .oldest_archivable(tenant, NOW - 30 * DAY)
-        .await
-        .unwrap()
-        .unwrap();
-    let day = oldest.div_euclid(DAY) * DAY;
+    let day = common::oldest_archive_day(&db, tenant, NOW - 30 * DAY).await;
     let rows = db
         .archivable_logs(tenant, day, day + DAY, 10)
         .await
@@ -281,12 +276,7 @@ async fn crash_after_superseding_before_delete_is_repaired(b: Backend) {
     let db = fresh_db(b).await.unwrap();
     let (tenant, before) = seed(&db, "acme", 30).await;
     let (store, _) = store();
-    let oldest = db
-        .oldest_archivable(tenant, NOW - 30 * DAY)
-        .await
-        .unwrap()
-        .unwrap();
-    let day = oldest.div_euclid(DAY) * DAY;
+    let day = common::oldest_archive_day(&db, tenant, NOW - 30 * DAY).await;
     // Crash 1: a 4-row object. Crash 2: the next attempt merged it into an 8-row object and
     // removed the old one, then died before deleting rows.
     let rows = db.archivable_logs(tenant, day, day + DAY, 4).await.unwrap();
@@ -334,12 +324,7 @@ async fn threat_triaged_during_archival_is_not_lost(b: Backend) {
     let db = fresh_db(b).await.unwrap();
     let (tenant, _) = seed(&db, "acme", 12).await;
     let (store, _) = store();
-    let oldest = db
-        .oldest_archivable(tenant, NOW - 30 * DAY)
-        .await
-        .unwrap()
-        .unwrap();
-    let day = oldest.div_euclid(DAY) * DAY;
+    let day = common::oldest_archive_day(&db, tenant, NOW - 30 * DAY).await;
     let rows = db
         .archivable_logs(tenant, day, day + DAY, 100)
         .await

@@ -119,12 +119,7 @@ async fn crash_between_upload_and_delete_on_s3(b: Backend) {
     let (tenant, before) = seed(&db, 60).await;
     let store = fresh_bucket(&endpoint).await;
     // Upload and verify the first 10 logs of the oldest day, then "crash".
-    let oldest = db
-        .oldest_archivable(tenant, NOW - 30 * DAY)
-        .await
-        .unwrap()
-        .unwrap();
-    let day = oldest.div_euclid(DAY) * DAY;
+    let day = common::oldest_archive_day(&db, tenant, NOW - 30 * DAY).await;
     let rows = db
         .archivable_logs(tenant, day, day + DAY, 10)
         .await

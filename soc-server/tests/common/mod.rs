@@ -269,3 +269,15 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Start (UTC midnight, ms) of the day of `tenant`'s oldest log archivable before `before_ms`:
+/// the day an archive run handles first.
+pub async fn oldest_archive_day(db: &Db, tenant: i64, before_ms: i64) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let oldest = db
+        .oldest_archivable(tenant, before_ms)
+        .await
+        .unwrap()
+        .expect("an archivable log");
+    oldest.div_euclid(DAY_MS) * DAY_MS
+}
