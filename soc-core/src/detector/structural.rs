@@ -34,71 +34,79 @@ pub(crate) const NAMES: [&str; N_STRUCTURAL] = [
     "fatal_words",
 ];
 
-/// Words with which logs report an error (fatal ones are in [`FATAL_WORDS`]), across syslog,
-/// kernels, services and auth logs. An unsupervised model cannot know that "error" or
-/// "FATAL" matter more than "INFO"; these two features tell it, and cost nothing on web
-/// payloads, which rarely contain them.
-const ERROR_WORDS: &[&str] = &[
-    "abort",
-    "aborted",
-    "denied",
-    "err",
-    "error",
-    "errors",
-    "exception",
-    "fail",
-    "failed",
-    "failure",
-    "fails",
-    "forbidden",
-    "illegal",
-    "invalid",
-    "killed",
-    "refused",
-    "rejected",
-    "timeout",
-    "unauthorized",
-    "unreachable",
-    "violation",
-];
-
-/// Words with which logs report a fatal or critical condition (syslog's top levels included).
-const FATAL_WORDS: &[&str] = &[
-    "alert",
-    "corrupt",
-    "corrupted",
-    "crash",
-    "crashed",
-    "crit",
-    "critical",
-    "emerg",
-    "emergency",
-    "fatal",
-    "panic",
-    "segfault",
-    "severe",
-];
-
-/// Which failure vocabulary the ASCII letters `word` belong to, ignoring case.
+/// Which failure vocabulary the ASCII letters `word` belong to, ignoring case: words with
+/// which logs report a fatal or critical condition (syslog's top levels included), or an error,
+/// across syslog, kernels, services and auth logs. An unsupervised model cannot know that
+/// "error" or "FATAL" matter more than "INFO"; the two features counting them tell it, and
+/// cost nothing on web payloads, which rarely contain them.
 fn failure_class(word: &[u8]) -> Option<FailureClass> {
-    let mut lower = [0u8; 16];
+    let mut lower = [0u8; 12];
     let lower = lower.get_mut(..word.len())?;
     for (l, b) in lower.iter_mut().zip(word) {
         *l = b.to_ascii_lowercase();
     }
-    let is_in = |words: &[&str]| words.iter().any(|w| w.as_bytes() == lower);
-    if is_in(FATAL_WORDS) {
-        Some(FailureClass::Fatal)
-    } else if is_in(ERROR_WORDS) {
-        Some(FailureClass::Error)
-    } else {
-        None
+    match &*lower {
+        b"alert" | b"corrupt" | b"corrupted" | b"crash" | b"crashed" | b"crit" | b"critical"
+        | b"emerg" | b"emergency" | b"fatal" | b"panic" | b"segfault" | b"severe" => {
+            Some(FailureClass::Fatal)
+        }
+        b"abort" | b"aborted" | b"denied" | b"err" | b"error" | b"errors" | b"exception"
+        | b"fail" | b"failed" | b"failure" | b"fails" | b"forbidden" | b"illegal" | b"invalid"
+        | b"killed" | b"refused" | b"rejected" | b"timeout" | b"unauthorized" | b"unreachable"
+        | b"violation" => Some(FailureClass::Error),
+        _ => None,
     }
 }
 
 enum FailureClass {
     Error,
     Fatal,
+}
+
+/// Byte classes a scan needs as it goes (everything counted per byte value comes from the
+/// histogram afterwards).
+const WORD: u8 = 1; // ASCII letter, digit or `_`: part of a token
+const LETTER: u8 = 2; // ASCII letter: part of a word of the failure vocabulary
+const PUNCT: u8 = 4; // ASCII punctuation: part of a symbol run
+const LOOKAHEAD: u8 = 8; // `-`, `/`, `.`, `%`: may start a comment, traversal or escape
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            t[b] |= WORD;
+        }
+        if c.is_ascii_alphabetic() {
+            t[b] |= LETTER;
+        }
+        if c.is_ascii_punctuation() {
+            t[b] |= PUNCT;
+        }
+        if matches!(c, b'-' | b'/' | b'.' | b'%') {
+            t[b] |= LOOKAHEAD;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Sum of `histogram` over the byte ranges `ranges`.
+fn count(histogram: &[u32; 256], ranges: &[std::ops::RangeInclusive<u8>]) -> u32 {
+    ranges
+        .iter()
+        .map(|r| {
+            histogram[*r.start() as usize..=*r.end() as usize]
+                .iter()
+                .sum::<u32>()
+        })
+        .sum()
+}
+
+/// Sum of `histogram` over `bytes`.
+fn count_of(histogram: &[u32; 256], bytes: &[u8]) -> u32 {
+    bytes.iter().map(|&b| histogram[b as usize]).sum()
 }
 
 /// Computes the structural features of `text` into `out`.
@@ -113,27 +121,25 @@ pub(crate) fn structural_features(
 ) {
     let bytes = text.as_bytes();
     let mut histogram = [0u32; 256];
-    let (mut digits, mut letters, mut upper, mut symbols, mut spaces, mut non_ascii) =
-        (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
-    let (mut quotes, mut brackets, mut comments, mut traversals, mut escapes, mut shell) =
-        (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
+    let (mut comments, mut traversals, mut escapes) = (0u32, 0u32, 0u32);
     let (mut tokens, mut token_run, mut longest_token) = (0u32, 0u32, 0u32);
     let (mut symbol_run, mut longest_symbol_run) = (0u32, 0u32);
     let (mut error_words, mut fatal_words, mut word_start) = (0u32, 0u32, 0usize);
 
     for (i, &b) in bytes.iter().enumerate() {
         histogram[b as usize] += 1;
+        let class = CLASSES[b as usize];
         let next = bytes.get(i + 1).copied().unwrap_or(0);
-        if !b.is_ascii_alphabetic() {
+        if class & LETTER == 0 {
             word_start = i + 1;
-        } else if !next.is_ascii_alphabetic() {
+        } else if CLASSES[next as usize] & LETTER == 0 {
             match failure_class(&bytes[word_start..=i]) {
                 Some(FailureClass::Fatal) => fatal_words += 1,
                 Some(FailureClass::Error) => error_words += 1,
                 None => {}
             }
         }
-        if b.is_ascii_alphanumeric() || b == b'_' {
+        if class & WORD != 0 {
             token_run += 1;
         } else {
             if token_run >= 2 {
@@ -142,45 +148,43 @@ pub(crate) fn structural_features(
             longest_token = longest_token.max(token_run);
             token_run = 0;
         }
-        if b.is_ascii_punctuation() {
-            symbols += 1;
+        if class & PUNCT != 0 {
             symbol_run += 1;
             longest_symbol_run = longest_symbol_run.max(symbol_run);
         } else {
             symbol_run = 0;
         }
-        match b {
-            b'0'..=b'9' => digits += 1,
-            b'A'..=b'Z' => {
-                letters += 1;
-                upper += 1;
+        if class & LOOKAHEAD != 0 {
+            match b {
+                b'-' if next == b'-' => comments += 1,
+                b'/' if next == b'*' => comments += 1,
+                b'.' if next == b'.' && matches!(bytes.get(i + 2), Some(b'/' | b'\\')) => {
+                    traversals += 1
+                }
+                b'%' if next.is_ascii_hexdigit()
+                    && bytes.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit()) =>
+                {
+                    escapes += 1
+                }
+                _ => {}
             }
-            b'a'..=b'z' => letters += 1,
-            b' ' | b'\t' | b'\r' | b'\n' => spaces += 1,
-            b'\'' | b'"' | b'`' => quotes += 1,
-            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' => brackets += 1,
-            b'#' => comments += 1,
-            b'-' if next == b'-' => comments += 1,
-            b'/' if next == b'*' => comments += 1,
-            b'.' if next == b'.' && matches!(bytes.get(i + 2), Some(b'/' | b'\\')) => {
-                traversals += 1
-            }
-            b'%' if next.is_ascii_hexdigit()
-                && bytes.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit()) =>
-            {
-                escapes += 1
-            }
-            _ if b >= 0x80 => non_ascii += 1,
-            _ => {}
-        }
-        if matches!(b, b';' | b'|' | b'&' | b'$' | b'`') {
-            shell += 1;
         }
     }
     if token_run >= 2 {
         tokens += 1;
     }
     longest_token = longest_token.max(token_run);
+    let h = &histogram;
+    let digits = count(h, &[b'0'..=b'9']);
+    let upper = count(h, &[b'A'..=b'Z']);
+    let letters = upper + count(h, &[b'a'..=b'z']);
+    let symbols = count(h, &[b'!'..=b'/', b':'..=b'@', b'['..=b'`', b'{'..=b'~']);
+    let spaces = count_of(h, b" \t\r\n");
+    let non_ascii = count(h, &[0x80..=0xff]);
+    let quotes = count_of(h, b"'\"`");
+    let brackets = count_of(h, b"()[]{}<>");
+    comments += h[b'#' as usize];
+    let shell = count_of(h, b";|&$`");
 
     let len = bytes.len().max(1) as f64;
     let entropy = histogram
