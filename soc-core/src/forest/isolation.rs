@@ -331,6 +331,23 @@ impl IsolationForest {
         self.score_from_sum(sum)
     }
 
+    /// Anomaly scores `a(x)` of `out.len()` dense `f32` rows laid end to end in `xs`, as
+    /// [`score_row`](Self::score_row) gives them, walking each tree once for all rows when
+    /// there are few features.
+    pub(crate) fn score_rows(&self, xs: &[f32], out: &mut [f64]) {
+        let p = self.n_features;
+        if self.scoring.flat_nodes.is_empty() || p > BLOCK_MAX_FEATURES {
+            for (s, x) in out.iter_mut().zip(xs.chunks_exact(p)) {
+                *s = self.score_row(x);
+            }
+            return;
+        }
+        self.scoring.path_length_sums(&xs[..out.len() * p], p, out);
+        for s in out.iter_mut() {
+            *s = self.score_from_sum(*s);
+        }
+    }
+
     /// `a(x)` from the sum over the trees of the path lengths of `x`.
     #[inline]
     fn score_from_sum(&self, sum: f64) -> f64 {

@@ -8,6 +8,7 @@ pub(crate) mod tree;
 pub(crate) use isolation::MAX_JOBS;
 
 pub use isolation::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+pub(crate) use random::RowScratch;
 pub use random::{ClassWeight, RandomForestClassifier, RandomForestParams};
 
 use std::collections::HashMap;

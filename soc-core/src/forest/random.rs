@@ -48,10 +48,13 @@
 //!
 //! # Prediction
 //!
-//! A sparse row walks down long chains of splits that send zeros left (the large node keeps
-//! going left while a few samples are peeled off to the right). [`ChainIndex`] lists, per
-//! feature, the chain nodes testing it, so a walk crosses a chain by looking at the row's own
-//! non-zero features only; the result is exactly the plain walk's.
+//! Most forests are walked from a compact copy ([`CompactForest`]): 8-byte nodes, leaf values
+//! inline, features renumbered to those the splits use, so that a detector's trees stay in a
+//! core's cache. Trees grown on text can instead hold chains of thousands of splits that send
+//! zeros left (the large node keeps going left while a few samples are peeled off to the
+//! right); such forests are walked over their original nodes with a [`ChainIndex`], which
+//! crosses a chain by looking at the row's own non-zero features only. Both give exactly the
+//! plain walk's result.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -59,7 +62,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::tree::{Tree, TreeBuilder};
+use super::tree::{Node, Tree, TreeBuilder};
 use super::{MAX_JOBS, MaxFeatures, with_threads};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -245,7 +248,7 @@ impl RandomForestParams {
             n_features,
             trees,
             feature_importances: importances,
-            chains: ChainIndex::default(),
+            walk: Walk::default(),
         }
         .indexed())
     }
@@ -259,9 +262,9 @@ pub struct RandomForestClassifier {
     n_features: usize,
     trees: Vec<Tree>,
     feature_importances: Vec<f64>,
-    /// Chain index of each tree (derived from `trees`, rebuilt after loading).
+    /// How rows walk the trees (derived from `trees`, rebuilt after loading).
     #[serde(skip)]
-    chains: ChainIndex,
+    walk: Walk,
 }
 
 /// Rows per parallel prediction task.
@@ -284,7 +287,7 @@ impl RandomForestClassifier {
             n_features,
             trees,
             feature_importances,
-            chains: ChainIndex::default(),
+            walk: Walk::default(),
         };
         model.check()?;
         Ok(model.indexed())
@@ -348,27 +351,22 @@ impl RandomForestClassifier {
             out.par_chunks_mut(c * PREDICT_CHUNK)
                 .enumerate()
                 .for_each(|(chunk, block)| {
-                    let mut buf = vec![0.0f32; self.n_features];
-                    let mut nz: Vec<u32> = Vec::new();
-                    let mut cursors = Vec::new();
+                    let mut scratch = RowScratch::default();
                     for (j, row_out) in block.chunks_mut(c).enumerate() {
                         let r = chunk * PREDICT_CHUNK + j;
-                        x.load_row(r, &mut buf);
-                        let nz: &[u32] = match x {
-                            Matrix::Sparse(s) => s.row(r).0,
-                            Matrix::Dense(_) => {
-                                nz.clear();
-                                nz.extend(
-                                    (0..buf.len() as u32).filter(|&f| buf[f as usize] != 0.0),
-                                );
-                                &nz
+                        match x {
+                            Matrix::Sparse(s) => {
+                                let (cols, vals) = s.row(r);
+                                let row = cols.iter().zip(vals).map(|(&f, &v)| (f, v as f32));
+                                self.proba_sparse(row, &mut scratch, row_out);
                             }
-                        };
-                        row_out.fill(0.0);
-                        self.sum_leaves(&buf, nz, &mut cursors, row_out);
-                        let k = self.trees.len() as f64;
-                        row_out.iter_mut().for_each(|o| *o /= k);
-                        x.clear_row(r, &mut buf);
+                            Matrix::Dense(d) => {
+                                let row = d.row(r);
+                                let row =
+                                    row.iter().enumerate().map(|(f, &v)| (f as u32, v as f32));
+                                self.proba_sparse(row, &mut scratch, row_out);
+                            }
+                        }
                     }
                 });
         });
@@ -408,18 +406,55 @@ impl RandomForestClassifier {
         out.iter_mut().for_each(|o| *o /= n);
     }
 
-    /// Class probabilities of one dense row `x` whose non-zero features are (a superset of)
-    /// `nz`, into `out`: long chains of splits that send zeros left are crossed by looking up only the
-    /// row's own features. Same result as walking every tree node by node.
-    pub(crate) fn proba_row_nz(&self, x: &[f32], nz: &[u32], out: &mut [f64]) {
+    /// Class probabilities of one row given by its `(feature, value)` pairs (any order; every
+    /// other feature is zero), into `out` (one per class). Same result as walking every tree
+    /// node by node.
+    pub(crate) fn proba_sparse(
+        &self,
+        row: impl Iterator<Item = (u32, f32)>,
+        scratch: &mut RowScratch,
+        out: &mut [f64],
+    ) {
         out.fill(0.0);
-        self.sum_leaves(x, nz, &mut Vec::new(), out);
+        match &self.walk {
+            Walk::Compact(forest) => {
+                scratch.reset(forest.n_local);
+                for (f, v) in row {
+                    let l = forest.local[f as usize];
+                    if l != UNUSED && v != 0.0 {
+                        scratch.values[l as usize] = v;
+                        scratch.set.push(u32::from(l));
+                    }
+                }
+                forest.sum_leaves(&scratch.values, out);
+            }
+            Walk::Chains(chains) => {
+                scratch.reset(self.n_features);
+                for (f, v) in row {
+                    if v != 0.0 {
+                        scratch.values[f as usize] = v;
+                        scratch.set.push(f);
+                    }
+                }
+                self.sum_leaves(
+                    chains,
+                    &scratch.values,
+                    &scratch.set,
+                    &mut scratch.cursors,
+                    out,
+                );
+            }
+        }
+        for &f in &scratch.set {
+            scratch.values[f as usize] = 0.0;
+        }
+        scratch.set.clear();
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|o| *o /= n);
     }
 
     fn indexed(mut self) -> Self {
-        self.chains = ChainIndex::new(&self.trees, self.n_features, MIN_CHAIN);
+        self.walk = Walk::new(&self.trees, self.n_features);
         self
     }
 
@@ -466,6 +501,176 @@ impl RandomForestClassifier {
     #[allow(dead_code)] // read by the exporter, written in parallel
     pub(crate) fn trees(&self) -> &[Tree] {
         &self.trees
+    }
+}
+
+/// How rows walk a fitted forest. Both give exactly the leaves of a plain walk.
+#[derive(Clone, Debug, PartialEq)]
+enum Walk {
+    /// Compact nodes: for forests of moderately sized trees (the usual case).
+    Compact(CompactForest),
+    /// The original nodes plus a chain index: for forests with chains of thousands of nodes,
+    /// or too large for compact nodes.
+    Chains(ChainIndex),
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        Walk::Chains(ChainIndex::default())
+    }
+}
+
+impl Walk {
+    fn new(trees: &[Tree], n_features: usize) -> Self {
+        let chains = ChainIndex::new(trees, n_features, MIN_CHAIN);
+        if chains.has_chain.iter().any(|&c| c) {
+            return Walk::Chains(chains);
+        }
+        match CompactForest::new(trees, n_features) {
+            Some(compact) => Walk::Compact(compact),
+            None => Walk::Chains(chains),
+        }
+    }
+}
+
+/// Compact feature id of an input feature no split tests; the feature of a leaf slot.
+const UNUSED: u16 = u16::MAX;
+/// Marks a pure leaf's slot (see [`CompactForest::slots`]).
+const PURE: u32 = 1 << 31;
+
+/// The whole forest in 8-byte slots, so that the trees of a typical detector fit in a core's
+/// second-level cache: a walk of deep trees is a chain of dependent loads, and each one that
+/// misses the cache costs tens of cycles. A leaf's values follow it, so reaching a leaf
+/// brings them into the cache too. Features are renumbered to those the splits use (a text
+/// forest uses a fraction of its vocabulary), so a row's values also sit in a small array.
+#[derive(Clone, Debug, PartialEq)]
+struct CompactForest {
+    /// Every tree in pre-order, one after the other. A split is one slot: threshold (`f32`
+    /// bits) in bits 0–31, compact feature id in 32–47, distance to its right child in 48–63
+    /// (the left child is the next slot). A leaf is a slot with feature [`UNUSED`]: a pure
+    /// leaf (value 1 for one class, 0 for the others, as most leaves of fully grown trees are)
+    /// holds [`PURE`] plus the class in bits 0–31; any other is followed by one slot per
+    /// class holding its value (`f64` bits).
+    slots: Vec<u64>,
+    /// First slot of each tree.
+    roots: Vec<usize>,
+    /// Compact id of each input feature, or [`UNUSED`].
+    local: Vec<u16>,
+    /// Number of compact ids.
+    n_local: usize,
+}
+
+impl CompactForest {
+    /// `None` when the forest does not fit: 65,535 features or more used, or a right child
+    /// more than 65,535 slots away.
+    fn new(trees: &[Tree], n_features: usize) -> Option<Self> {
+        let mut local = vec![UNUSED; n_features];
+        let mut n_local = 0usize;
+        let mut slots = Vec::new();
+        let mut roots = Vec::with_capacity(trees.len());
+        let mut at = Vec::new();
+        for tree in trees {
+            let (nodes, c) = (tree.nodes(), tree.n_outputs());
+            let root = slots.len();
+            roots.push(root);
+            // The class of a pure leaf (see `slots`).
+            let pure_class = |n: &Node| {
+                let values = tree.leaf_values(n.right as usize);
+                let class = values.iter().position(|&v| v == 1.0)?;
+                let others_zero = values.iter().filter(|&&v| v == 0.0).count() == c - 1;
+                others_zero.then_some(class as u32)
+            };
+            // Slot of each node: a split or pure leaf takes one, another leaf one plus its
+            // values.
+            at.clear();
+            let mut next = root;
+            for n in nodes {
+                at.push(next);
+                next += match n.feature {
+                    super::tree::LEAF if pure_class(n).is_none() => 1 + c,
+                    _ => 1,
+                };
+            }
+            for (i, n) in nodes.iter().enumerate() {
+                if n.feature == super::tree::LEAF {
+                    let leaf = u64::from(UNUSED) << 32;
+                    match pure_class(n) {
+                        Some(class) => slots.push(leaf | u64::from(PURE | class)),
+                        None => {
+                            slots.push(leaf);
+                            let values = tree.leaf_values(n.right as usize);
+                            slots.extend(values.iter().map(|v| v.to_bits()));
+                        }
+                    }
+                    continue;
+                }
+                let id = &mut local[n.feature as usize];
+                if *id == UNUSED {
+                    *id = u16::try_from(n_local).ok().filter(|&l| l != UNUSED)?;
+                    n_local += 1;
+                }
+                let right = u16::try_from(at[n.right as usize] - at[i]).ok()?;
+                slots.push(
+                    u64::from(n.threshold.to_bits())
+                        | u64::from(*id) << 32
+                        | u64::from(right) << 48,
+                );
+            }
+        }
+        Some(CompactForest {
+            slots,
+            roots,
+            local,
+            n_local,
+        })
+    }
+
+    /// Adds the leaf values `x` (indexed by compact id) reaches in every tree to `out`.
+    fn sum_leaves(&self, x: &[f32], out: &mut [f64]) {
+        for &root in &self.roots {
+            let mut i = root;
+            loop {
+                let slot = self.slots[i];
+                let feature = (slot >> 32) as u16;
+                if feature == UNUSED {
+                    let leaf = slot as u32;
+                    if leaf & PURE != 0 {
+                        // Adding the zeros of the other classes would change nothing.
+                        out[(leaf & !PURE) as usize] += 1.0;
+                    } else {
+                        let values = &self.slots[i + 1..i + 1 + out.len()];
+                        for (o, &v) in out.iter_mut().zip(values) {
+                            *o += f64::from_bits(v);
+                        }
+                    }
+                    break;
+                }
+                i += if x[feature as usize] <= f32::from_bits(slot as u32) {
+                    1
+                } else {
+                    (slot >> 48) as usize
+                };
+            }
+        }
+    }
+}
+
+/// Buffers of [`RandomForestClassifier::proba_sparse`], reused from row to row.
+#[derive(Debug, Default)]
+pub(crate) struct RowScratch {
+    /// The row's values by (compact or input) feature; all zero between rows.
+    values: Vec<f32>,
+    /// Features set in `values`.
+    set: Vec<u32>,
+    cursors: Vec<(usize, usize)>,
+}
+
+impl RowScratch {
+    /// Makes `values` all zeros of length `n` (it already is between rows of one forest).
+    fn reset(&mut self, n: usize) {
+        if self.values.len() != n {
+            self.values = vec![0.0; n];
+        }
     }
 }
 
@@ -550,12 +755,12 @@ impl RandomForestClassifier {
     /// or unsorted `nz`), into `out`; `cursors` is scratch.
     fn sum_leaves(
         &self,
+        index: &ChainIndex,
         x: &[f32],
         nz: &[u32],
         cursors: &mut Vec<(usize, usize)>,
         out: &mut [f64],
     ) {
-        let index = &self.chains;
         cursors.clear();
         cursors.extend(
             nz.iter()
@@ -637,7 +842,7 @@ impl Artifact for RandomForestClassifier {
 
     fn after_load(&mut self) -> Result<()> {
         self.check()?;
-        self.chains = ChainIndex::new(&self.trees, self.n_features, MIN_CHAIN);
+        self.walk = Walk::new(&self.trees, self.n_features);
         Ok(())
     }
 }
@@ -1735,8 +1940,33 @@ mod chain_tests {
     #[test]
     fn chain_walk_matches_plain_walk_on_sparse_text_like_data() {
         // Many rare features, each mostly marking one class: trees become long chains.
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (n, f) = (400, 300);
+        let (csr, y) = text_like(n, f, 11);
+        let mut m = RandomForestParams {
+            n_estimators: 5,
+            random_state: Some(1),
+            n_jobs: Some(1),
+            ..Default::default()
+        }
+        .fit((&csr).into(), &y)
+        .unwrap();
+        let chains = ChainIndex::new(&m.trees, f, 8);
+        assert!(!chains.occ.is_empty());
+        m.walk = Walk::Chains(chains);
+        let p = m.predict_proba((&csr).into()).unwrap();
+        let mut plain = vec![0.0; 2];
+        let mut buf = vec![0f32; f];
+        for r in 0..n {
+            Matrix::Sparse(&csr).load_row(r, &mut buf);
+            m.proba_row(&buf, &mut plain);
+            assert_eq!(plain, p.row(r).to_vec(), "row {r}");
+            Matrix::Sparse(&csr).clear_row(r, &mut buf);
+        }
+    }
+
+    /// Sparse text-like rows: a few of many features set per row, some negative.
+    fn text_like(n: usize, f: usize, seed: u64) -> (CsrMatrix, Vec<i64>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut x = Array2::zeros((n, f));
         let mut y = vec![0i64; n];
         for i in 0..n {
@@ -1750,25 +1980,74 @@ mod chain_tests {
                 };
             }
         }
-        let csr = CsrMatrix::from_dense(x.view());
-        let mut m = RandomForestParams {
-            n_estimators: 5,
-            random_state: Some(1),
-            n_jobs: Some(1),
-            ..Default::default()
+        (CsrMatrix::from_dense(x.view()), y)
+    }
+
+    #[test]
+    fn compact_walk_matches_plain_walk() {
+        let (f, n) = (300, 400);
+        let (csr, y) = text_like(n, f, 12);
+        let dense = csr.to_dense();
+        // Fully grown trees have pure leaves; depth-limited ones mixed leaves too.
+        for max_depth in [None, Some(4)] {
+            let m = RandomForestParams {
+                n_estimators: 7,
+                max_depth,
+                random_state: Some(2),
+                n_jobs: Some(1),
+                ..Default::default()
+            }
+            .fit((&csr).into(), &y)
+            .unwrap();
+            assert!(matches!(m.walk, Walk::Compact(_)));
+            let p = m.predict_proba((&csr).into()).unwrap();
+            assert_eq!(m.predict_proba((&dense).into()).unwrap(), p);
+            let mut plain = vec![0.0; 2];
+            let mut buf = vec![0f32; f];
+            let mixed = m
+                .trees
+                .iter()
+                .any(|t| (0..t.n_leaves()).any(|l| !t.leaf_values(l).contains(&1.0)));
+            assert_eq!(mixed, max_depth.is_some());
+            for r in 0..n {
+                Matrix::Sparse(&csr).load_row(r, &mut buf);
+                m.proba_row(&buf, &mut plain);
+                assert_eq!(plain, p.row(r).to_vec(), "row {r}, max_depth {max_depth:?}");
+                Matrix::Sparse(&csr).clear_row(r, &mut buf);
+            }
         }
-        .fit((&csr).into(), &y)
+    }
+
+    #[test]
+    fn a_tree_too_large_for_compact_nodes_walks_the_original_nodes() {
+        // The root's right child comes after a left subtree of 80,001 nodes: more than a
+        // compact node can point across.
+        let mut b = TreeBuilder::new(2);
+        let root = b.push_split(0, 0.5);
+        for k in 0..40_000 {
+            let split = b.push_split(1, f64::from(k));
+            b.push_leaf(&[1.0, 0.0]);
+            b.set_right(split);
+        }
+        b.push_leaf(&[0.0, 1.0]);
+        b.set_right(root);
+        b.push_leaf(&[0.25, 0.75]);
+        let tree = b.finish();
+        assert!(CompactForest::new(std::slice::from_ref(&tree), 2).is_none());
+        let m = RandomForestClassifier::from_parts(
+            vec![tree],
+            vec![0, 1],
+            2,
+            vec![0.5, 0.5],
+            RandomForestParams {
+                n_estimators: 1,
+                ..Default::default()
+            },
+        )
         .unwrap();
-        m.chains = ChainIndex::new(&m.trees, f, 8);
-        assert!(!m.chains.occ.is_empty());
-        let p = m.predict_proba((&csr).into()).unwrap();
-        let mut plain = vec![0.0; 2];
-        let mut buf = vec![0f32; f];
-        for r in 0..n {
-            Matrix::Sparse(&csr).load_row(r, &mut buf);
-            m.proba_row(&buf, &mut plain);
-            assert_eq!(plain, p.row(r).to_vec(), "row {r}");
-            Matrix::Sparse(&csr).clear_row(r, &mut buf);
-        }
+        assert!(matches!(m.walk, Walk::Chains(_)));
+        let x = ndarray::array![[1.0, 0.0], [0.0, -1.0], [0.0, 50_000.0]];
+        let p = m.predict_proba((&x).into()).unwrap();
+        assert_eq!(p, ndarray::array![[0.25, 0.75], [1.0, 0.0], [0.0, 1.0]]);
     }
 }
