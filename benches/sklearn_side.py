@@ -238,6 +238,10 @@ def quality(data_dir, seeds, quick):
 # Speed
 
 
+# Timed passes over the test lines in batch-speed runs; the fastest counts (as on the Rust side).
+BATCH_PASSES = 3
+
+
 def speed(corpus_path, seed, quick, max_train):
     texts, labels = load_corpus(corpus_path)
     n_train = int(0.8 * len(texts))
@@ -270,9 +274,12 @@ def speed(corpus_path, seed, quick, max_train):
         iso.set_params(n_jobs=n_jobs)
         rf.set_params(n_jobs=n_jobs)
         score(te_t[:100])  # warm-up
-        c0, t0 = time.process_time(), time.perf_counter()
-        score(te_t)
-        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        passes = []  # best of BATCH_PASSES (wall, cpu): shared machines are noisy
+        for _ in range(BATCH_PASSES):
+            c0, t0 = time.process_time(), time.perf_counter()
+            score(te_t)
+            passes.append((time.perf_counter() - t0, time.process_time() - c0))
+        dt, cpu = min(passes)
         out[f"batch_lines_per_s_{n_jobs}"] = len(te_t) / dt
         out[f"batch_lines_per_cpu_s_{n_jobs}"] = len(te_t) / cpu
     anomaly, proba = score(te_t)
