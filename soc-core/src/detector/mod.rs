@@ -58,9 +58,10 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
 /// Trees of the Detector's classifier by default. Fit and scoring time grow with the number
 /// of trees, and 24 trees of a detector fitted on 80k lines fit in a core's second-level
 /// cache, where 48 do not. On `../shared/data` (5 seeds) 24 trees keep the risk ROC AUC of 48
-/// within 0.0005 on httpparams, HDFS, BGL and the synthetic corpus; unseen-attack recall at 1%
-/// false positives was 0.913 against 0.939 (0.907 with 32 trees: seed noise dominates it).
-/// The scikit-learn-shaped [`RandomForestParams`] keep scikit-learn's 100.
+/// within 0.001 (synthetic corpus 0.9994 against 0.9997, BGL 0.9938 against 0.9928,
+/// httpparams and HDFS equal) and unseen-attack recall at 1% false positives within seed
+/// noise (0.893 against 0.889). The scikit-learn-shaped [`RandomForestParams`] keep
+/// scikit-learn's 100.
 pub const DEFAULT_DETECTOR_TREES: usize = 24;
 
 /// Rows scored per parallel task.
