@@ -81,23 +81,56 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// FxHash of a term, with the high bits mixed down.
 #[inline]
-fn term_hash(term: &str) -> u64 {
+fn term_hash(term: &[u8]) -> u64 {
     let mut h = FxHasher::default();
-    h.write(term.as_bytes());
+    h.write(term);
     let h = h.finish();
     h ^ (h >> 29)
 }
 
 const EMPTY_SLOT: u32 = u32::MAX;
 
+/// Terms of at most this many bytes are stored in their slot.
+const SHORT: usize = 8;
+
+/// A slot of [`TermIndex`]: the column, a fingerprint (hash bits and the term's length) and,
+/// for a short term, the term itself, so that looking one up touches the slot only.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    column: u32,
+    fingerprint: u32,
+    short: u64,
+}
+
+const EMPTY: Slot = Slot {
+    column: EMPTY_SLOT,
+    fingerprint: 0,
+    short: 0,
+};
+
+/// Hash bits plus the length (up to 255) in the low byte: equal fingerprints of short terms
+/// mean equal lengths.
+fn fingerprint(hash: u64, len: usize) -> u32 {
+    (hash as u32 & !0xff) | len.min(255) as u32
+}
+
+/// A term of at most [`SHORT`] bytes as a number (zero-padded; its length is in the
+/// fingerprint).
+fn short_term(term: &[u8]) -> Option<u64> {
+    let mut bytes = [0u8; SHORT];
+    bytes.get_mut(..term.len())?.copy_from_slice(term);
+    Some(u64::from_le_bytes(bytes))
+}
+
 /// The fitted vocabulary as a compact open-addressing table: term → column.
 ///
-/// Slots are 8 bytes (a 32-bit hash fingerprint and the column) and the terms sit back to
-/// back in one arena, so a lookup touches one slot and, on a fingerprint match, one short
-/// run of the arena: friendlier to the cache than a map of boxed strings.
+/// Slots are 16 bytes and hold terms of up to 8 bytes (most words and numbers) themselves;
+/// longer terms sit back to back in one arena. A lookup touches one slot and, for a long term
+/// whose fingerprint matches, one short run of the arena: friendlier to the cache than a map
+/// of boxed strings.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TermIndex {
-    slots: Vec<(u32, u32)>,
+    slots: Vec<Slot>,
     shift: u32,
     arena: String,
     starts: Vec<usize>,
@@ -109,7 +142,7 @@ impl TermIndex {
         let n_slots = (terms.len() * 2).next_power_of_two().max(16);
         let shift = 64 - n_slots.trailing_zeros();
         let mut index = TermIndex {
-            slots: vec![(0, EMPTY_SLOT); n_slots],
+            slots: vec![EMPTY; n_slots],
             shift,
             arena: String::with_capacity(terms.iter().map(String::len).sum()),
             starts: Vec::with_capacity(terms.len() + 1),
@@ -119,12 +152,16 @@ impl TermIndex {
         for (id, t) in terms.iter().enumerate() {
             index.arena.push_str(t);
             index.starts.push(index.arena.len());
-            let h = term_hash(t);
+            let h = term_hash(t.as_bytes());
             let mut i = (h >> shift) as usize;
-            while index.slots[i].1 != EMPTY_SLOT {
+            while index.slots[i].column != EMPTY_SLOT {
                 i = (i + 1) & mask;
             }
-            index.slots[i] = (h as u32, id as u32);
+            index.slots[i] = Slot {
+                column: id as u32,
+                fingerprint: fingerprint(h, t.len()),
+                short: short_term(t.as_bytes()).unwrap_or(0),
+            };
         }
         index
     }
@@ -135,19 +172,27 @@ impl TermIndex {
         if self.slots.is_empty() {
             return None;
         }
+        let term = term.as_bytes();
         let h = term_hash(term);
+        let fp = fingerprint(h, term.len());
+        let short = short_term(term);
         let mask = self.slots.len() - 1;
         let mut i = (h >> self.shift) as usize;
         loop {
-            let (fp, id) = self.slots[i];
-            if id == EMPTY_SLOT {
+            let slot = self.slots[i];
+            if slot.column == EMPTY_SLOT {
                 return None;
             }
-            if fp == h as u32 {
-                let id_ = id as usize;
-                if self.arena.as_bytes()[self.starts[id_]..self.starts[id_ + 1]] == *term.as_bytes()
-                {
-                    return Some(id);
+            if slot.fingerprint == fp {
+                let found = match short {
+                    Some(short) => slot.short == short,
+                    None => {
+                        let c = slot.column as usize;
+                        self.arena.as_bytes()[self.starts[c]..self.starts[c + 1]] == *term
+                    }
+                };
+                if found {
+                    return Some(slot.column);
                 }
             }
             i = (i + 1) & mask;
@@ -629,13 +674,30 @@ mod tests {
 
     #[test]
     fn term_index_finds_every_term() {
-        let terms: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+        // Short (stored in the slot) and long (in the arena) terms, some differing only in
+        // length or a trailing NUL.
+        let mut terms: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+        terms.extend((0..1000).map(|i| format!("a-longer-term-{i}")));
+        terms.extend([
+            "x".into(),
+            "x\0".into(),
+            "12345678".into(),
+            "123456789".into(),
+        ]);
         let index = TermIndex::new(&terms);
         for (i, t) in terms.iter().enumerate() {
-            assert_eq!(index.get(t), Some(i as u32));
+            assert_eq!(index.get(t), Some(i as u32), "{t:?}");
         }
-        assert_eq!(index.get("t1000"), None);
-        assert_eq!(index.get(""), None);
+        for absent in [
+            "t1000",
+            "",
+            "x\0\0",
+            "1234567",
+            "a-longer-term-1000",
+            "a-longer-term-",
+        ] {
+            assert_eq!(index.get(absent), None, "{absent:?}");
+        }
         assert_eq!(TermIndex::default().get("t1"), None);
         assert_eq!(TermIndex::new(&[String::new()]).get(""), Some(0));
     }
