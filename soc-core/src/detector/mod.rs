@@ -198,8 +198,6 @@ struct Scratch {
 /// Per-thread buffers for scoring a block of lines.
 #[derive(Default)]
 struct BlockScratch {
-    /// The current line's terms.
-    line_terms: Vec<(u32, f64)>,
     /// Every line's terms, back to back; line `r`'s end at `term_ends[r]`.
     terms: Vec<(u32, f32)>,
     term_ends: Vec<usize>,
@@ -558,10 +556,10 @@ impl Detector {
         b.term_ends.clear();
         b.terms.clear();
         for text in texts {
-            let structural = self.line_features(text.as_ref(), &mut b.line_terms);
+            let structural = self.line_features(text.as_ref(), &mut scratch.terms);
             b.structural.extend(structural.map(|v| v as f32));
             b.terms
-                .extend(b.line_terms.iter().map(|&(c, v)| (c, v as f32)));
+                .extend(scratch.terms.iter().map(|&(c, v)| (c, v as f32)));
             b.term_ends.push(b.terms.len());
         }
         let n = texts.len();
