@@ -13,6 +13,58 @@ use crate::sparse::CsrMatrix;
 
 /// Documents per parallel task in [`TfidfVectorizer::transform`].
 const CHUNK: usize = 256;
+/// Documents per parallel task when [`TfidfParams::fit`] counts terms: each task's counts are
+/// merged into the others', so tasks are larger than in `transform`.
+const FIT_CHUNK: usize = 4096;
+
+/// How often a term occurs in a corpus.
+#[derive(Clone, Copy, Debug, Default)]
+struct TermCount {
+    /// Documents that contain it.
+    docs: usize,
+    /// Occurrences in all documents.
+    occurrences: u64,
+    /// Index (in the counted slice) of the last document it was seen in, plus one, so that a
+    /// document counts once in `docs`.
+    last_doc: usize,
+}
+
+/// The terms of `docs` and their counts.
+fn count_terms<S: AsRef<str>>(analysis: &Analysis, docs: &[S]) -> FxHashMap<Box<str>, TermCount> {
+    let mut counts: FxHashMap<Box<str>, TermCount> = FxHashMap::default();
+    let mut scratch = Scratch::default();
+    for (d, doc) in docs.iter().enumerate() {
+        let doc_number = d + 1;
+        analysis.run(doc.as_ref(), &mut scratch, |term| {
+            let count = match counts.get_mut(term) {
+                Some(count) => count,
+                None => counts.entry(term.into()).or_default(),
+            };
+            if count.last_doc != doc_number {
+                count.last_doc = doc_number;
+                count.docs += 1;
+            }
+            count.occurrences += 1;
+        });
+    }
+    counts
+}
+
+/// The counts of two disjoint sets of documents added up.
+fn merge_counts(
+    mut a: FxHashMap<Box<str>, TermCount>,
+    mut b: FxHashMap<Box<str>, TermCount>,
+) -> FxHashMap<Box<str>, TermCount> {
+    if a.len() < b.len() {
+        std::mem::swap(&mut a, &mut b);
+    }
+    for (term, count) in b {
+        let total = a.entry(term).or_default();
+        total.docs += count.docs;
+        total.occurrences += count.occurrences;
+    }
+    a
+}
 
 thread_local! {
     static SCRATCH: RefCell<(Scratch, Vec<u32>)> = RefCell::new(Default::default());
@@ -79,41 +131,13 @@ impl TfidfParams {
         let max_doc_count = doc_count(self.max_df, n_docs);
         let min_doc_count = doc_count(self.min_df, n_docs);
 
-        // Count document and corpus frequencies, terms numbered in order of appearance.
-        let mut vocab: FxHashMap<Box<str>, u32> = FxHashMap::default();
-        let mut df: Vec<usize> = Vec::new();
-        let mut tf: Vec<u64> = Vec::new();
-        let mut scratch = Scratch::default();
-        let mut ids: Vec<u32> = Vec::new();
-        for doc in docs {
-            ids.clear();
-            analysis.run(doc.as_ref(), &mut scratch, |term| {
-                let id = match vocab.get(term) {
-                    Some(&id) => id,
-                    None => {
-                        let id = df.len() as u32;
-                        vocab.insert(term.into(), id);
-                        df.push(0);
-                        tf.push(0);
-                        id
-                    }
-                };
-                ids.push(id);
-            });
-            ids.sort_unstable();
-            let mut i = 0;
-            while i < ids.len() {
-                let id = ids[i];
-                let mut j = i + 1;
-                while j < ids.len() && ids[j] == id {
-                    j += 1;
-                }
-                df[id as usize] += 1;
-                tf[id as usize] += (j - i) as u64;
-                i = j;
-            }
-        }
-        if vocab.is_empty() {
+        // Counted in parallel chunks and merged: integer sums, so the counts (and the
+        // vocabulary) do not depend on the number of threads.
+        let counts = docs
+            .par_chunks(FIT_CHUNK)
+            .map(|chunk| count_terms(&analysis, chunk))
+            .reduce(FxHashMap::default, merge_counts);
+        if counts.is_empty() {
             return Err(Error::invalid_input(
                 "empty vocabulary; perhaps the documents only contain stop words",
             ));
@@ -126,11 +150,11 @@ impl TfidfParams {
         }
 
         // Terms in code point order (UTF-8 byte order is code point order).
-        let mut terms: Vec<(Box<str>, u32)> = vocab.into_iter().collect();
+        let mut terms: Vec<(Box<str>, TermCount)> = counts.into_iter().collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut kept: Vec<usize> = (0..terms.len())
             .filter(|&k| {
-                let d = df[terms[k].1 as usize] as f64;
+                let d = terms[k].1.docs as f64;
                 d <= max_doc_count && d >= min_doc_count
             })
             .collect();
@@ -138,7 +162,7 @@ impl TfidfParams {
             && kept.len() > limit
         {
             // Most frequent first; ties keep term order (stable sort).
-            kept.sort_by(|&a, &b| tf[terms[b].1 as usize].cmp(&tf[terms[a].1 as usize]));
+            kept.sort_by(|&a, &b| terms[b].1.occurrences.cmp(&terms[a].1.occurrences));
             kept.truncate(limit);
             kept.sort_unstable();
         }
@@ -152,9 +176,9 @@ impl TfidfParams {
         let mut feature_names = Vec::with_capacity(kept.len());
         let mut idf = Vec::with_capacity(kept.len());
         for k in kept {
-            let (term, id) = std::mem::take(&mut terms[k]);
+            let (term, count) = std::mem::take(&mut terms[k]);
             idf.push(if self.use_idf {
-                (n / (df[id as usize] as f64 + smooth)).ln() + 1.0
+                (n / (count.docs as f64 + smooth)).ln() + 1.0
             } else {
                 1.0
             });
@@ -499,6 +523,34 @@ mod tests {
         v.transform_into("zzz qqq", &mut row);
         assert!(row.is_empty());
         assert_eq!(v.transform(&["", "zzz"]).nnz(), 0);
+    }
+
+    #[test]
+    fn counts_do_not_depend_on_the_thread_count() {
+        // Enough documents for several counting chunks, with terms shared across chunks and
+        // terms that repeat within a document.
+        let docs: Vec<String> = (0..3 * FIT_CHUNK + 17)
+            .map(|i| format!("user u{} port p{} user again{}", i % 97, i % 1013, i % 5))
+            .collect();
+        let params = TfidfParams {
+            min_df: DocFreq::Count(2),
+            max_features: Some(800),
+            ..TfidfParams::default()
+        };
+        let fit_on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| params.fit(&docs).unwrap())
+        };
+        let one = fit_on(1);
+        let two = fit_on(2);
+        assert_eq!(one, two);
+        // Every term is counted: `user` is in every document, once per document.
+        let user = one.vocabulary("user").unwrap() as usize;
+        assert_eq!(one.idf()[user], 1.0);
+        assert_eq!(one.n_features(), 800);
     }
 
     #[test]
