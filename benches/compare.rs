@@ -480,8 +480,13 @@ struct Speed {
     pipeline_batch_lines_per_s_2: f64,
     detector_fit_seconds: f64,
     detector_fit_seconds_2: f64,
+    /// 2 threads against 1: median over paired rounds (see [`paired_rounds`]).
+    detector_fit_speedup: f64,
     detector_batch_lines_per_s_1: f64,
     detector_batch_lines_per_s_2: f64,
+    detector_batch_speedup: f64,
+    /// The same for a loop that shares nothing between its threads: what this machine gives.
+    reference_speedup: f64,
     detector_score_one_median_us: f64,
     detector_model_bytes: usize,
     detector_test_risk_auc: f64,
@@ -499,7 +504,93 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> BoxResult<T
 
 /// Timed passes in batch-speed runs; the fastest counts (shared machines are noisy). The same
 /// as `BATCH_PASSES` in `sklearn_side.py`.
-const BATCH_PASSES: usize = 3;
+const BATCH_PASSES: usize = 5;
+/// Paired rounds of the Detector's fit in the thread-scaling measurement.
+const FIT_ROUNDS: usize = 3;
+
+/// Timings of a paired 1-thread / 2-thread measurement.
+#[derive(Debug)]
+struct Paired<T> {
+    /// Fastest run on 1 and on 2 threads, in seconds.
+    fastest_1: f64,
+    fastest_2: f64,
+    /// Median over the rounds of (1-thread time / 2-thread time).
+    speedup: f64,
+    /// What the last run on 1 and on 2 threads returned.
+    last_1: T,
+    last_2: T,
+}
+
+/// Runs `f` on a 1-thread pool then on a 2-thread pool, `rounds` times, after one untimed
+/// warm-up run on each.
+///
+/// The ratio of each round's two runs counts, not the ratio of the fastest runs: on the
+/// shared 2-core virtual machines this is developed on, a single thread at times runs half
+/// again as fast as usual for a few seconds (the host's load; the same process, pinned to one
+/// core, goes from 8.5 to 5.3 µs a line and back), while two busy threads stay in the slower
+/// state, so the fastest 1-thread run may be one no 2-thread run had the chance to match.
+/// Back-to-back runs see the same machine.
+fn paired_rounds<T: Send>(
+    rounds: usize,
+    warm_up: bool,
+    f: impl Fn() -> T + Sync,
+) -> BoxResult<Paired<T>> {
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+    let run = |pool: &rayon::ThreadPool| {
+        pool.install(|| {
+            let t = Instant::now();
+            let out = f();
+            (t.elapsed().as_secs_f64(), out)
+        })
+    };
+    if warm_up {
+        run(&one);
+        run(&two);
+    }
+    let mut ratios = Vec::with_capacity(rounds);
+    let (mut fastest_1, mut fastest_2) = (f64::INFINITY, f64::INFINITY);
+    let (mut last_1, mut last_2) = (None, None);
+    for _ in 0..rounds {
+        let (t1, out1) = run(&one);
+        let (t2, out2) = run(&two);
+        fastest_1 = fastest_1.min(t1);
+        fastest_2 = fastest_2.min(t2);
+        ratios.push(t1 / t2);
+        (last_1, last_2) = (Some(out1), Some(out2));
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Paired {
+        fastest_1,
+        fastest_2,
+        speedup: ratios[ratios.len() / 2],
+        last_1: last_1.ok_or("no rounds")?,
+        last_2: last_2.ok_or("no rounds")?,
+    })
+}
+
+/// Work that threads share nothing of (two halves of independent integer arithmetic, no
+/// memory traffic): its 2-thread speed-up is this machine's ceiling for the Detector's.
+fn reference_work() {
+    use rayon::prelude::*;
+    let sum: u64 = (0..2u64)
+        .into_par_iter()
+        .map(|half| {
+            let mut lanes = [half + 1, half + 3, half + 5, half + 7];
+            let mut sum = 0u64;
+            for _ in 0..20_000_000 {
+                for x in &mut lanes {
+                    *x ^= *x << 13;
+                    *x ^= *x >> 7;
+                    *x ^= *x << 17;
+                    sum = sum.wrapping_add(*x);
+                }
+            }
+            sum
+        })
+        .sum();
+    std::hint::black_box(sum);
+}
 
 /// Lines per second of the fastest of [`BATCH_PASSES`] runs of `f` over `n` lines.
 fn lines_per_s(n: usize, mut f: impl FnMut()) -> f64 {
@@ -555,29 +646,21 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
     out.pipeline_test_rf_auc = auc(&positive_column(&p, rf.classes())?, test_labels)?;
 
     // The Detector.
-    let t = Instant::now();
-    let detector = in_pool(1, || {
+    let fits = paired_rounds(FIT_ROUNDS, false, || {
         detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
-    })??;
-    out.detector_fit_seconds = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let two = in_pool(2, || {
-        detector_params(CORPUS_SEED, None).fit(train, Some(train_labels))
-    })??;
-    out.detector_fit_seconds_2 = t.elapsed().as_secs_f64();
-    if two != detector {
+    })?;
+    out.detector_fit_seconds = fits.fastest_1;
+    out.detector_fit_seconds_2 = fits.fastest_2;
+    out.detector_fit_speedup = fits.speedup;
+    let detector = fits.last_1?;
+    if fits.last_2? != detector {
         return Err("the Detector fitted on 2 threads differs from the 1-thread one".into());
     }
-    for threads in [1, 2] {
-        let rate = in_pool(threads, || {
-            lines_per_s(test.len(), || drop(detector.score(test)))
-        })?;
-        if threads == 1 {
-            out.detector_batch_lines_per_s_1 = rate;
-        } else {
-            out.detector_batch_lines_per_s_2 = rate;
-        }
-    }
+    let batch = paired_rounds(BATCH_PASSES, true, || drop(detector.score(test)))?;
+    out.detector_batch_lines_per_s_1 = test.len() as f64 / batch.fastest_1;
+    out.detector_batch_lines_per_s_2 = test.len() as f64 / batch.fastest_2;
+    out.detector_batch_speedup = batch.speedup;
+    out.reference_speedup = paired_rounds(BATCH_PASSES, false, reference_work)?.speedup;
     out.detector_test_components = components(&detector, test, test_labels)?;
     out.detector_test_risk_auc = out.detector_test_components.risk;
     let mut latencies: Vec<f64> = (0..10_000)
@@ -628,6 +711,9 @@ enum Goal {
     AtLeastTimes(f64),
     /// scikit-learn / soc-core at least this (time, latency, size, memory: lower is better).
     AtMostFraction(f64),
+    /// soc-core's own 2-thread speed-up at least this (the scikit-learn column shows this
+    /// machine's, measured on work that shares nothing).
+    SpeedUp(f64),
 }
 
 struct Row {
@@ -685,6 +771,7 @@ fn render(rows: &[Row]) -> String {
                     ratio >= k,
                 )
             }
+            Goal::SpeedUp(k) => (format!("{:.2}×", r.soc), format!("≥ {k}×"), r.soc >= k),
         };
         let met = if met { "yes" } else { "**no**" };
         s += &format!(
@@ -829,10 +916,16 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             Goal::AtMostFraction(10.0),
         ),
         r(
-            "fit s (Detector, 2 threads; vs 1 thread)",
-            sp.detector_fit_seconds,
+            "fit s (Detector, 2 threads)",
+            s.fit_seconds,
             sp.detector_fit_seconds_2,
-            Goal::AtMostFraction(1.7),
+            Goal::AtMostFraction(10.0),
+        ),
+        r(
+            "fit, 2 threads vs 1 (Detector; median of paired rounds; sklearn column: machine)",
+            sp.reference_speedup,
+            sp.detector_fit_speedup,
+            Goal::SpeedUp(1.7),
         ),
         r(
             "batch lines/s, 1 thread (tfidf+IF+RF)",
@@ -859,10 +952,10 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             Goal::AtLeastTimes(15.0),
         ),
         r(
-            "batch lines/s, 2 threads vs 1 (Detector)",
-            sp.detector_batch_lines_per_s_1,
-            sp.detector_batch_lines_per_s_2,
-            Goal::AtLeastTimes(1.7),
+            "batch, 2 threads vs 1 (Detector; median of paired rounds; sklearn column: machine)",
+            sp.reference_speedup,
+            sp.detector_batch_speedup,
+            Goal::SpeedUp(1.7),
         ),
         r(
             "single-line latency µs (median; Detector::score_one)",

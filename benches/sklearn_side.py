@@ -239,7 +239,7 @@ def quality(data_dir, seeds, quick):
 
 
 # Timed passes over the test lines in batch-speed runs; the fastest counts (as on the Rust side).
-BATCH_PASSES = 3
+BATCH_PASSES = 5
 
 
 def speed(corpus_path, seed, quick, max_train):
