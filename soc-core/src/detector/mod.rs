@@ -386,6 +386,7 @@ impl DetectorParams {
         let training_scores = isolation.score_samples(Matrix::Dense(anomaly_rows.view()))?;
         let mut risk = RiskScorer::fit(self.risk, &training_scores)?;
         let stats = (0..N_STRUCTURAL)
+            .into_par_iter()
             .map(|f| feature_stats(anomaly_rows.column(f).to_vec()))
             .collect();
 

@@ -910,13 +910,17 @@ impl TrainData {
                 cursor[c] += 1;
             }
         }
+        let mut columns = Vec::with_capacity(n_features);
         let mut rest = &mut col_entries[..];
         for f in 0..n_features {
             let (column, tail) = rest.split_at_mut(col_ptr[f + 1] - col_ptr[f]);
-            // Stable: rows were filled in increasing order and stay so among equal values.
-            column.sort_by(|a, b| a.1.total_cmp(&b.1));
+            columns.push(column);
             rest = tail;
         }
+        // Stable: rows were filled in increasing order and stay so among equal values.
+        columns
+            .into_par_iter()
+            .for_each(|column| column.sort_by(|a, b| a.1.total_cmp(&b.1)));
         TrainData {
             n_features,
             n_classes,
