@@ -521,8 +521,8 @@ struct Paired<T> {
     last_2: T,
 }
 
-/// Runs `f` on a 1-thread pool then on a 2-thread pool, `rounds` times, after one untimed
-/// warm-up run on each.
+/// Runs `f` on a 1-thread pool then on a 2-thread pool, `rounds` times (after one untimed run
+/// on each when `warm_up`).
 ///
 /// The ratio of each round's two runs counts, not the ratio of the fastest runs: on the
 /// shared 2-core virtual machines this is developed on, a single thread at times runs half
@@ -569,8 +569,8 @@ fn paired_rounds<T: Send>(
     })
 }
 
-/// Work that threads share nothing of (two halves of independent integer arithmetic, no
-/// memory traffic): its 2-thread speed-up is this machine's ceiling for the Detector's.
+/// Work whose threads share nothing (two halves of independent integer arithmetic, no memory
+/// traffic): its 2-thread speed-up is what this machine gives when nothing is shared.
 fn reference_work() {
     use rayon::prelude::*;
     let sum: u64 = (0..2u64)
@@ -913,12 +913,6 @@ fn rows(sk: &SkResult, q_sk: &Quality, q_det: &Quality, sp: &Speed, rss: f64) ->
             "fit s (Detector, 1 thread)",
             s.fit_seconds,
             sp.detector_fit_seconds,
-            Goal::AtMostFraction(10.0),
-        ),
-        r(
-            "fit s (Detector, 2 threads)",
-            s.fit_seconds,
-            sp.detector_fit_seconds_2,
             Goal::AtMostFraction(10.0),
         ),
         r(
