@@ -464,7 +464,7 @@ fn feature_stats(mut values: Vec<f64>) -> FeatureStats {
 fn combined_matrix(tfidf_rows: &CsrMatrix, structural: &[[f64; N_STRUCTURAL]]) -> CsrMatrix {
     let n_terms = tfidf_rows.n_cols();
     let rows = structural
-        .par_iter()
+        .iter()
         .enumerate()
         .map(|(r, s)| {
             let (cols, vals) = tfidf_rows.row(r);
