@@ -592,18 +592,6 @@ fn reference_work() {
     std::hint::black_box(sum);
 }
 
-/// Lines per second of the fastest of [`BATCH_PASSES`] runs of `f` over `n` lines.
-fn lines_per_s(n: usize, mut f: impl FnMut()) -> f64 {
-    let fastest = (0..BATCH_PASSES)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    n as f64 / fastest
-}
-
 fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
     let n_train = texts.len() * 8 / 10; // as int(0.8 * n) in Python
     let (train, test) = texts.split_at(n_train);
@@ -633,14 +621,9 @@ fn soc_speed(texts: &[String], labels: &[bool]) -> BoxResult<Speed> {
             rf.predict_proba(Matrix::from(&xb))?,
         ))
     };
-    for threads in [1, 2] {
-        let rate = in_pool(threads, || lines_per_s(test.len(), || drop(score(test))))?;
-        if threads == 1 {
-            out.pipeline_batch_lines_per_s_1 = rate;
-        } else {
-            out.pipeline_batch_lines_per_s_2 = rate;
-        }
-    }
+    let batch = paired_rounds(BATCH_PASSES, true, || drop(score(test)))?;
+    out.pipeline_batch_lines_per_s_1 = test.len() as f64 / batch.fastest_1;
+    out.pipeline_batch_lines_per_s_2 = test.len() as f64 / batch.fastest_2;
     let (a, p) = score(test)?;
     out.pipeline_test_iforest_auc = auc(&a, test_labels)?;
     out.pipeline_test_rf_auc = auc(&positive_column(&p, rf.classes())?, test_labels)?;
