@@ -38,6 +38,7 @@
 mod detector;
 mod error;
 pub mod forest;
+pub mod line;
 #[cfg(feature = "linfa")]
 mod linfa_interop;
 mod matrix;
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 mod risk;
+pub mod signatures;
 pub mod sklearn;
 mod sparse;
 pub mod store;
@@ -62,5 +64,6 @@ pub use forest::{
 pub use matrix::Matrix;
 pub use model::{ArtifactHeader, read_header};
 pub use risk::{RiskParams, RiskScorer, Score, Severity};
+pub use signatures::{AttackClass, SignatureMatch, Signatures, Technique};
 pub use sparse::CsrMatrix;
 pub use text::{Analyzer, DocFreq, Norm, TfidfParams, TfidfVectorizer};

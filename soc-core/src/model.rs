@@ -62,6 +62,9 @@ pub(crate) trait Artifact: Serialize + DeserializeOwned {
         serde_json::Value::Null
     }
     fn n_features(&self) -> usize;
+    /// Reads settings kept in the header rather than in the payload (settings added after
+    /// the payload's layout was fixed, so that older artifacts still decode).
+    fn read_header_settings(&mut self, _header: &ArtifactHeader) {}
     /// Rebuilds caches and validates everything an untrusted payload could break.
     fn after_load(&mut self) -> Result<()>;
 }
@@ -167,6 +170,7 @@ pub(crate) fn from_bytes<T: Artifact>(bytes: &[u8]) -> Result<T> {
     }
     let mut model: T = postcard::from_bytes(payload)
         .map_err(|e| Error::invalid_model(format!("undecodable payload: {e}")))?;
+    model.read_header_settings(&header);
     model.after_load()?;
     if model.n_features() != header.n_features {
         return Err(Error::invalid_model(format!(

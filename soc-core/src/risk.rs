@@ -20,6 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::signatures::AttackClass;
+
 use crate::error::{Error, Result};
 use crate::model::{Artifact, impl_artifact_methods};
 
@@ -118,6 +120,25 @@ pub struct Score {
     /// Probability that the line is malicious, from the classifier (0 when the detector was
     /// trained without labels).
     pub malicious_probability: f64,
+    /// The strongest attack signature the line matched, if any (see
+    /// [`crate::signatures`]).
+    #[serde(default)]
+    pub signature: Option<AttackClass>,
+}
+
+impl Score {
+    /// Adds a signature match to the score: its confidence `s` joins the models' outputs the
+    /// way they join each other, `risk = 10 · (1 − (1 − p)(1 − a″)(1 − s))`, so a confirmed
+    /// signature makes a line at least a high-severity threat whatever the models say, and
+    /// models and signature agreeing raise it further.
+    pub fn with_signature(mut self, class: Option<AttackClass>) -> Score {
+        if let Some(class) = class {
+            self.risk = 10.0 - (10.0 - self.risk) * (1.0 - class.confidence());
+            self.severity = Severity::from_risk(self.risk);
+        }
+        self.signature = class;
+        self
+    }
 }
 
 /// Number of reference scores kept from training (order statistics, evenly spaced).
@@ -273,6 +294,7 @@ impl RiskScorer {
             severity: Severity::from_risk(risk),
             anomaly,
             malicious_probability: p,
+            signature: None,
         }
     }
 

@@ -44,8 +44,10 @@ use crate::forest::{
     IsolationForest, IsolationForestParams, MAX_JOBS, RandomForestClassifier, RandomForestParams,
     RowScratch, with_threads,
 };
+use crate::line;
 use crate::model::{Artifact, impl_artifact_methods};
 use crate::risk::{RiskParams, RiskScorer, Score};
+use crate::signatures::{AttackClass, SignatureMatch, Signatures};
 use crate::sparse::CsrMatrix;
 use crate::text::{TfidfParams, TfidfVectorizer};
 
@@ -85,6 +87,17 @@ pub struct DetectorParams {
     /// Lines longer than this are cut (at a character boundary) before scoring, so a
     /// multi-megabyte line costs no more than this. Default 64 KiB.
     pub max_line_bytes: usize,
+    /// Whether features see each line with its attack-carrying parts decoded (percent and
+    /// HTML encodings, escapes; see [`crate::line`]) rather than as written. Default `true`;
+    /// detectors saved before this setting existed read as `false` and score as they were
+    /// trained.
+    // Kept in the artifact's header, not its payload, so older payloads still decode.
+    #[serde(skip)]
+    pub decode: bool,
+    /// Whether attack signatures (see [`crate::signatures`]) join the models in the risk.
+    /// Default `true`, also for detectors saved before this setting existed.
+    #[serde(skip)]
+    pub signatures: bool,
     /// Seed of both forests (overrides theirs when set); `None` = a fresh seed.
     pub random_state: Option<u64>,
     /// Threads for fitting and batch scoring; `None` = all cores.
@@ -102,6 +115,8 @@ impl Default for DetectorParams {
             },
             risk: RiskParams::default(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            decode: true,
+            signatures: true,
             random_state: None,
             n_jobs: None,
         }
@@ -157,6 +172,10 @@ pub struct Explanation {
     pub top_terms: Vec<TermContribution>,
     /// Structural statistics furthest from training (at most 5, deviation ≥ 2).
     pub unusual_features: Vec<UnusualFeature>,
+    /// The attack signatures the line matched, strongest first, with the original and
+    /// decoded fragment and the evidence.
+    #[serde(default)]
+    pub signatures: Vec<SignatureMatch>,
 }
 
 /// Median and spread of one structural feature over the training lines.
@@ -189,6 +208,7 @@ pub struct Detector {
 #[derive(Default)]
 struct Scratch {
     terms: Vec<(u32, f64)>,
+    decoded: String,
     structural: [f64; N_STRUCTURAL],
     structural_f32: [f32; N_STRUCTURAL],
     row: RowScratch,
@@ -346,6 +366,23 @@ impl DetectorParams {
             .map(|t| truncate(t.as_ref(), max))
             .chain(background.par_iter().map(|t| truncate(t.as_ref(), max)))
             .collect();
+        let decoded: Vec<String> = if self.decode {
+            texts
+                .par_iter()
+                .map(|t| {
+                    let mut out = String::new();
+                    line::decode_line(t, &mut out);
+                    out
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let texts: Vec<&str> = if self.decode {
+            decoded.iter().map(String::as_str).collect()
+        } else {
+            texts
+        };
         // With a classifier, its features stay those of the labeled lines (see
         // `fit_with_background`).
         let vocabulary_lines = if labels.is_some() {
@@ -556,8 +593,11 @@ impl Detector {
         b.structural.clear();
         b.term_ends.clear();
         b.terms.clear();
-        for text in texts {
-            let structural = self.line_features(text.as_ref(), &mut scratch.terms);
+        let mut signatures = [None; ANOMALY_BLOCK];
+        for (r, text) in texts.iter().enumerate() {
+            let (structural, signature) =
+                self.line_features(text.as_ref(), &mut scratch.decoded, &mut scratch.terms);
+            signatures[r] = signature;
             b.structural.extend(structural.map(|v| v as f32));
             b.terms
                 .extend(scratch.terms.iter().map(|&(c, v)| (c, v as f32)));
@@ -575,7 +615,11 @@ impl Detector {
                 self.classify(forest, terms, structural, &mut scratch.row)
             });
             start = end;
-            out.push(self.risk.score(raw_anomaly[r], p));
+            out.push(
+                self.risk
+                    .score(raw_anomaly[r], p)
+                    .with_signature(signatures[r]),
+            );
         }
     }
 
@@ -585,12 +629,28 @@ impl Detector {
         with_scratch(|scratch| self.score_with(text, scratch))
     }
 
-    /// The line's terms (into `terms`) and structural features.
-    fn line_features(&self, text: &str, terms: &mut Vec<(u32, f64)>) -> [f64; N_STRUCTURAL] {
+    /// The line's terms (into `terms`), structural features and strongest signature; the
+    /// features see the line decoded (into `decoded`) when the detector decodes.
+    fn line_features(
+        &self,
+        text: &str,
+        decoded: &mut String,
+        terms: &mut Vec<(u32, f64)>,
+    ) -> ([f64; N_STRUCTURAL], Option<AttackClass>) {
         let text = truncate(text, self.params.max_line_bytes);
+        let signatures = Signatures::shared();
+        let (text, signature) = match (self.params.decode, self.params.signatures) {
+            (false, false) => (text, None),
+            (false, true) => (text, signatures.strongest(text)),
+            (true, with_signatures) => {
+                let signature = signatures.scan(text, Some(decoded));
+                (decoded.as_str(), signature.filter(|_| with_signatures))
+            }
+        };
         self.tfidf.transform_into(text, terms);
         let terms = terms.iter().map(|&(c, _)| c);
-        line_structure(text, terms, &self.tfidf, &self.is_word, self.unknown_idf)
+        let structural = line_structure(text, terms, &self.tfidf, &self.is_word, self.unknown_idf);
+        (structural, signature)
     }
 
     /// The classifier's malicious probability of a line from its terms and structural
@@ -609,11 +669,14 @@ impl Detector {
         proba[1]
     }
 
-    /// Fills `scratch` with the line's features; returns the raw anomaly score.
-    fn featurize(&self, text: &str, scratch: &mut Scratch) -> f64 {
-        scratch.structural = self.line_features(text, &mut scratch.terms);
+    /// Fills `scratch` with the line's features; returns the raw anomaly score and the
+    /// strongest signature.
+    fn featurize(&self, text: &str, scratch: &mut Scratch) -> (f64, Option<AttackClass>) {
+        let (structural, signature) =
+            self.line_features(text, &mut scratch.decoded, &mut scratch.terms);
+        scratch.structural = structural;
         scratch.structural_f32 = scratch.structural.map(|v| v as f32);
-        self.isolation.score_row(&scratch.structural_f32)
+        (self.isolation.score_row(&scratch.structural_f32), signature)
     }
 
     /// The classifier's malicious probability for the featurized line in `scratch` (`None`
@@ -625,9 +688,9 @@ impl Detector {
     }
 
     fn score_with(&self, text: &str, scratch: &mut Scratch) -> Score {
-        let raw_anomaly = self.featurize(text, scratch);
+        let (raw_anomaly, signature) = self.featurize(text, scratch);
         let p = self.malicious_probability(scratch);
-        self.risk.score(raw_anomaly, p)
+        self.risk.score(raw_anomaly, p).with_signature(signature)
     }
 
     /// Explains a line's score: its terms ranked by how much each raises the malicious
@@ -689,11 +752,18 @@ impl Detector {
         unusual_features.sort_by(|a, b| b.deviation.total_cmp(&a.deviation));
         unusual_features.truncate(5);
 
+        let signatures = if self.params.signatures {
+            let text = truncate(text, self.params.max_line_bytes);
+            Signatures::shared().matches(text)
+        } else {
+            Vec::new()
+        };
         Explanation {
             score,
             fired,
             top_terms,
             unusual_features,
+            signatures,
         }
     }
 }
@@ -702,7 +772,16 @@ impl Artifact for Detector {
     const KIND: &'static str = "detector";
 
     fn params_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or_default()
+        let mut params = serde_json::to_value(&self.params).unwrap_or_default();
+        params["decode"] = self.params.decode.into();
+        params["signatures"] = self.params.signatures.into();
+        params
+    }
+
+    fn read_header_settings(&mut self, header: &crate::ArtifactHeader) {
+        let setting = |name: &str| header.params.get(name).and_then(serde_json::Value::as_bool);
+        self.params.decode = setting("decode").unwrap_or(false);
+        self.params.signatures = setting("signatures").unwrap_or(true);
     }
 
     fn metrics_json(&self) -> serde_json::Value {
@@ -769,9 +848,10 @@ mod tests {
         };
         let d = params.fit(&lines, None).unwrap();
         let mut terms = Vec::new();
+        let mut decoded = String::new();
         let scored: Vec<[f64; N_STRUCTURAL]> = lines
             .iter()
-            .map(|l| d.line_features(l, &mut terms))
+            .map(|l| d.line_features(l, &mut decoded, &mut terms).0)
             .collect();
         for (f, stats) in d.stats.iter().enumerate() {
             let values = scored.iter().map(|s| s[f]).collect();
